@@ -1,0 +1,7 @@
+"""``python -m handler``: the RunPod worker. RunPod's local flags (--test_input, --rp_serve_api) apply."""
+
+import sys
+
+from handler.runpod_worker import main
+
+sys.exit(main())

@@ -1,0 +1,181 @@
+"""The one owner of the ComfyUI process: start, stop, liveness and readiness.
+
+ComfyUI binds 127.0.0.1 only, serves no web frontend (an empty
+``--front-end-root``) and no API nodes. Liveness is "the process runs";
+readiness is "it answers HTTP and the LayerDiffuse nodes are registered".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from handler.comfy import ComfyClient
+from handler.deadline import Deadline
+from handler.errors import AlphaError, ComfyUnavailable
+from handler.settings import Settings
+
+log = logging.getLogger(__name__)
+
+READY_NODE = "LayeredDiffusionApply"
+POLL_S = 0.25
+MODEL_FOLDERS = ("checkpoints", "layer_model", "vae", "loras")
+PR_SET_PDEATHSIG = 1
+
+
+def wait_for_comfyui(client: ComfyClient, timeout_s: float, process: ComfyProcess | None = None) -> None:
+    """Block until ComfyUI is ready; raises ComfyUnavailable at the deadline or if the process dies."""
+    deadline = Deadline(timeout_s)
+    last = "no answer yet"
+    while not deadline.expired():
+        if process is not None and not process.alive():
+            raise ComfyUnavailable(f"ComfyUI exited with code {process.returncode} before it was ready"
+                                   f"{process.log_hint()}")
+        try:
+            if client.has_node(READY_NODE, Deadline(min(5.0, deadline.remaining() + 0.05))):
+                return
+            last = f"ComfyUI answers but has no {READY_NODE} node (custom nodes failed to load?)"
+        except AlphaError as exc:
+            last = exc.message
+        time.sleep(min(POLL_S, deadline.remaining()))
+    raise ComfyUnavailable(f"ComfyUI was not ready within {timeout_s:.0f} s: {last}")
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """If the owner dies without stopping ComfyUI (SIGKILL, OOM), the kernel stops ComfyUI too."""
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+class ComfyProcess:
+    def __init__(self, settings: Settings, *, log_path: Path | None = None) -> None:
+        self.settings = settings
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._runtime: Path | None = None
+        self._log_file: IO[bytes] | None = None
+
+    def command(self, runtime: Path) -> list[str]:
+        s = self.settings
+        cmd = [sys.executable, "main.py", "--listen", "127.0.0.1", "--port", str(s.comfyui_port),
+               "--disable-auto-launch", "--disable-api-nodes", "--front-end-root", str(runtime / "frontend"),
+               "--output-directory", str(s.effective_output_dir), "--verbose", s.comfyui_log_level]
+        if s.effective_device == "cpu":
+            cmd.append("--cpu")
+        if s.effective_models_dir is not None:
+            cmd += ["--extra-model-paths-config", str(runtime / "extra_model_paths.yaml")]
+        return cmd + list(s.comfyui_args)
+
+    def _write_runtime(self) -> Path:
+        runtime = Path(tempfile.mkdtemp(prefix="alpha-comfyui-"))
+        (runtime / "frontend").mkdir()
+        models = self.settings.effective_models_dir
+        if models is not None:
+            # is_default puts these folders first, so ComfyUI-layerdiffuse's layer_model root is ours.
+            lines = ["alpha:", f"  base_path: {models}", "  is_default: true"]
+            lines += [f"  {folder}: {folder}" for folder in MODEL_FOLDERS]
+            (runtime / "extra_model_paths.yaml").write_text("\n".join(lines) + "\n")
+        return runtime
+
+    def start(self) -> None:
+        if self.proc is not None:
+            raise RuntimeError("ComfyUI is already started")
+        main_py = self.settings.comfyui_dir / "main.py"
+        if not main_py.is_file():
+            raise ComfyUnavailable(f"no ComfyUI at {self.settings.comfyui_dir}; run scripts/install_comfyui.py "
+                                   "(or scripts/setup.sh) or set ALPHA_COMFYUI_DIR")
+        self._runtime = self._write_runtime()
+        self.settings.effective_output_dir.mkdir(parents=True, exist_ok=True)
+        out: Any = None
+        if self.log_path is not None:
+            self._log_file = self.log_path.open("ab")
+            out = self._log_file
+        cmd = self.command(self._runtime)
+        log.info("starting ComfyUI: %s", " ".join(cmd[1:]))
+        self.proc = subprocess.Popen(
+            cmd, cwd=self.settings.comfyui_dir, stdout=out, stderr=subprocess.STDOUT if out else None,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+            # Safe here: the owner starts ComfyUI before it starts any thread. PDEATHSIG fires when
+            # the *thread* that forked exits, so start() belongs on a long-lived thread.
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None)  # noqa: PLW1509
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.poll() if self.proc else None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def ready(self) -> bool:
+        if not self.alive():
+            return False
+        client = ComfyClient(self.settings.comfyui_url, http_timeout_s=5.0)
+        try:
+            return client.has_node(READY_NODE)
+        except AlphaError:
+            return False
+        finally:
+            client.close()
+
+    def wait_ready(self, timeout_s: float | None = None) -> None:
+        client = ComfyClient(self.settings.comfyui_url, http_timeout_s=5.0)
+        try:
+            started = time.monotonic()
+            wait_for_comfyui(client, timeout_s or self.settings.ready_timeout_s, self)
+            log.info("ComfyUI ready on port %d after %.1f s", self.settings.comfyui_port, time.monotonic() - started)
+        finally:
+            client.close()
+
+    def log_hint(self) -> str:
+        return f"; see {self.log_path}" if self.log_path else "; its output is above"
+
+    def stop(self, timeout_s: float = 15.0) -> int | None:
+        """SIGTERM, then SIGKILL after timeout_s; always cleans up. Returns the exit code."""
+        code = None
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self._signal(signal.SIGTERM)
+                try:
+                    self.proc.wait(timeout_s)
+                except subprocess.TimeoutExpired:
+                    log.warning("ComfyUI did not stop within %.0f s; killing it", timeout_s)
+                    self._signal(signal.SIGKILL)
+                    self.proc.wait(10)
+            code = self.proc.returncode
+            log.info("ComfyUI stopped (exit code %s)", code)
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+        if self._runtime is not None:
+            shutil.rmtree(self._runtime, ignore_errors=True)
+            self._runtime = None
+        return code
+
+    def _signal(self, sig: signal.Signals) -> None:
+        assert self.proc is not None
+        # ComfyUI runs in its own session: signal the group so helpers it spawned stop too.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, sig)
+
+    def __enter__(self) -> ComfyProcess:
+        self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()

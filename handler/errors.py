@@ -1,0 +1,81 @@
+"""The exception hierarchy. Each class carries a stable ``code`` that clients can match on.
+
+Every transport turns an ``AlphaError`` into its response in exactly one place,
+from ``to_body()``: ``{"code", "message", "field"}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class AlphaError(Exception):
+    code = "internal_error"
+    # Whether the worker is unusable afterwards and RunPod should replace it.
+    refresh_worker = False
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def to_body(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, "field": self.field}
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+class InputError(AlphaError):
+    """The job input is invalid; nothing was submitted to ComfyUI."""
+
+    code = "invalid_input"
+
+
+class WorkflowError(AlphaError):
+    """The workflow file cannot be used (format, markers, or ComfyUI refused it)."""
+
+    code = "invalid_workflow"
+
+
+class ComfyUnavailable(AlphaError):
+    """ComfyUI does not answer, or went away during the job."""
+
+    code = "comfyui_unavailable"
+    refresh_worker = True
+
+
+class JobTimeout(AlphaError):
+    """The per-job deadline passed; the prompt was interrupted and dequeued."""
+
+    code = "timeout"
+
+
+class ExecutionError(AlphaError):
+    """A node failed while ComfyUI ran (or validated) the prompt."""
+
+    code = "execution_error"
+
+    def __init__(self, message: str, *, node_id: str | None = None, node_type: str | None = None,
+                 exception_type: str | None = None) -> None:
+        super().__init__(message)
+        self.node_id = node_id
+        self.node_type = node_type
+        self.exception_type = exception_type
+
+    def to_body(self) -> dict[str, Any]:
+        body = super().to_body()
+        body.update(node_id=self.node_id, node_type=self.node_type, exception_type=self.exception_type)
+        return body
+
+
+class OutputError(AlphaError):
+    """ComfyUI finished but its output is missing or is not an RGBA PNG."""
+
+    code = "invalid_output"
+
+
+class TransparencyError(OutputError):
+    """The PNG is RGBA but its alpha is constant: LayerDiffuse did not take effect."""
+
+    code = "transparency_failed"

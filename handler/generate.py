@@ -1,0 +1,149 @@
+"""The core: ``Generator.generate(request) -> Result``. It knows nothing of the door it was called from."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from handler import __version__
+from handler.comfy import ComfyClient, Completion, ProgressCallback
+from handler.deadline import Deadline
+from handler.errors import OutputError
+from handler.logs import JobLog
+from handler.png import check_rgba
+from handler.request import MAX_SEED, Request
+from handler.settings import Settings
+from handler.workflow import Workflow
+
+log = logging.getLogger(__name__)
+
+INSTALL_STAMP = ".alpha-install.json"
+
+
+@dataclass(frozen=True)
+class Result:
+    png: bytes
+    filename: str
+    info: dict[str, Any]
+
+
+def test_size(width: int, height: int, longest: int) -> tuple[int, int]:
+    """Scale to the given longest side, keeping the aspect, in multiples of 64."""
+    scale = longest / max(width, height)
+    return (max(64, int(width * scale) // 64 * 64), max(64, int(height * scale) // 64 * 64))
+
+
+class Generator:
+    def __init__(self, settings: Settings, *, workflow: Workflow | None = None,
+                 client: ComfyClient | None = None) -> None:
+        self.settings = settings
+        self.workflow = workflow or Workflow.load(settings.workflow)
+        self.client = client or ComfyClient(settings.comfyui_url, http_timeout_s=settings.http_timeout_s)
+        self._versions: dict[str, Any] | None = None
+
+    def versions(self, deadline: Deadline | None = None) -> dict[str, Any]:
+        """Handler, ComfyUI, PyTorch and custom-node versions; read once, then cached."""
+        if self._versions is None:
+            stats = self.client.system_stats(deadline).get("system", {})
+            stamp_path = self.settings.comfyui_dir / INSTALL_STAMP
+            stamp = json.loads(stamp_path.read_text()) if stamp_path.is_file() else {}
+            self._versions = {
+                "handler": __version__,
+                "comfyui": stats.get("comfyui_version"),
+                "pytorch": stats.get("pytorch_version"),
+                "custom_nodes": {n["name"]: n["commit"] for n in stamp.get("custom_nodes", [])},
+            }
+        return self._versions
+
+    def generate(self, request: Request, *, job_id: str | None = None,
+                 on_progress: ProgressCallback | None = None) -> Result:
+        jlog = JobLog(log, job_id)
+        deadline = Deadline(self.settings.job_timeout_s)
+        seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
+        width = request.width or int(self.workflow.defaults["width"])
+        height = request.height or int(self.workflow.defaults["height"])
+        run_width, run_height, steps = width, height, None
+        if self.settings.test_models:
+            # Only after the request was validated exactly as in production.
+            run_width, run_height = test_size(width, height, self.settings.test_size)
+            steps = self.settings.test_steps
+        key = uuid.uuid4().hex
+        graph = self.workflow.apply(prompt=request.prompt, negative_prompt=request.negative_prompt, seed=seed,
+                                    width=run_width, height=run_height, filename_prefix=f"alpha_{key}",
+                                    steps=steps)
+        jlog.info("job accepted: seed %d, %dx%d, workflow %s", seed, width, height, self.workflow.name)
+        jlog.debug("prompt %r, negative prompt %r", request.prompt, request.negative_prompt)
+
+        client_id = self.client.new_client_id()
+        ws = self.client.connect(client_id, deadline)
+        try:
+            submitted = time.monotonic()
+            prompt_id = self.client.submit(graph, client_id, deadline)
+            jlog.info("submitted prompt %s", prompt_id)
+            try:
+                done, ws = self.client.follow(ws, client_id, prompt_id, deadline, on_progress)
+            except BaseException:
+                self.client.cancel(prompt_id)
+                raise
+        finally:
+            ws.close()
+        ran = time.monotonic()
+        jlog.info("prompt %s finished: execution %s ms, wait %d ms", prompt_id, done.execution_ms,
+                  int((ran - submitted) * 1000))
+
+        png = self._fetch(done, deadline)
+        stats = check_rgba(png)
+        fetched = time.monotonic()
+        info: dict[str, Any] = {
+            "seed": seed,
+            "width": width,
+            "height": height,
+            "workflow": {"name": self.workflow.name, "sha256": self.workflow.sha256},
+            "prompt_id": prompt_id,
+            "alpha": stats.as_dict(),
+            "timings_ms": {
+                "comfyui_execution": done.execution_ms,
+                "comfyui_wait": int((ran - submitted) * 1000),
+                "fetch": int((fetched - ran) * 1000),
+                "total": deadline.elapsed_ms(),
+            },
+            "versions": self.versions(deadline),
+        }
+        if self.settings.test_models:
+            info["test_mode"] = {"width": run_width, "height": run_height, "steps": steps}
+        jlog.info("job done in %d ms: %d-byte PNG, alpha mean %.1f, %.1f%% transparent",
+                  info["timings_ms"]["total"], len(png), stats.alpha_mean, stats.transparent * 100)
+        return Result(png=png, filename=f"alpha_{key}.png", info=info)
+
+    def _fetch(self, done: Completion, deadline: Deadline) -> bytes:
+        node_id = self.workflow.node("alpha:output")
+        images = (done.outputs.get(node_id) or {}).get("images") or []
+        if len(images) != 1:
+            raise OutputError(f"the output node {node_id} produced {len(images)} images, expected 1")
+        image = images[0]
+        try:
+            return self.client.view(image, deadline)
+        finally:
+            self._remove_output(image)
+
+    def _remove_output(self, image: dict[str, Any]) -> None:
+        """ComfyUI keeps every output; the image now travels in the response, so drop the file."""
+        if image.get("type") != "output":
+            return
+        root = self.settings.effective_output_dir.resolve()
+        path = (root / str(image.get("subfolder", "")) / str(image.get("filename", ""))).resolve()
+        if root not in path.parents:
+            log.warning("not removing %s: outside the output folder %s", path, root)
+            return
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            log.warning("output %s was already gone", Path(path).name)
+        except OSError as exc:
+            log.warning("could not remove output %s: %s", Path(path).name, exc)

@@ -1,0 +1,98 @@
+"""Job input: one schema for every door (RunPod job ``input``, the local alpha API body)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from handler.errors import InputError
+
+MAX_PROMPT_CHARS = 2000
+MAX_SEED = 2**53 - 1  # the largest integer every JSON client represents exactly
+# SDXL's trained resolutions (about one megapixel, multiples of 64), as (width, height).
+SDXL_SIZES: tuple[tuple[int, int], ...] = (
+    (1024, 1024), (1152, 896), (896, 1152), (1216, 832), (832, 1216),
+    (1344, 768), (768, 1344), (1536, 640), (640, 1536),
+)
+FIELDS = ("prompt", "negative_prompt", "seed", "width", "height")
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
+            list: "an array", dict: "an object"}.get(type(value), type(value).__name__)
+
+
+def _text(data: Mapping[str, Any], field: str, *, required: bool) -> str | None:
+    if field not in data:
+        if required:
+            raise InputError(f"'{field}' is required", field=field)
+        return None
+    value = data[field]
+    if not isinstance(value, str):
+        hint = "; omit the field to use the default" if not required and value is None else ""
+        raise InputError(f"'{field}' must be a string, got {_kind(value)}{hint}", field=field)
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(f"'{field}' is not valid Unicode text (lone surrogate)", field=field) from None
+    if "\x00" in value:
+        raise InputError(f"'{field}' must not contain NUL characters", field=field)
+    value = value.strip()
+    if required and not value:
+        raise InputError(f"'{field}' must not be empty", field=field)
+    if len(value) > MAX_PROMPT_CHARS:
+        raise InputError(f"'{field}' is {len(value)} characters long; the limit is {MAX_PROMPT_CHARS}",
+                         field=field)
+    return value
+
+
+def _integer(data: Mapping[str, Any], field: str, low: int, high: int) -> int | None:
+    if field not in data:
+        return None
+    value = data[field]
+    # bool is a subclass of int: refuse it explicitly, and floats even when integral.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(f"'{field}' must be an integer, got {_kind(value)}", field=field)
+    if not low <= value <= high:
+        raise InputError(f"'{field}' must be from {low} to {high}, got {value}", field=field)
+    return value
+
+
+def size_list(sizes: tuple[tuple[int, int], ...] = SDXL_SIZES) -> str:
+    return ", ".join(f"{w}x{h}" for w, h in sizes)
+
+
+@dataclass(frozen=True)
+class Request:
+    prompt: str
+    negative_prompt: str | None = None
+    seed: int | None = None
+    width: int | None = None
+    height: int | None = None
+
+    @classmethod
+    def parse(cls, data: Any) -> Request:
+        """Validate raw job input; raises InputError naming the first bad field."""
+        if not isinstance(data, Mapping):
+            raise InputError(f"input must be a JSON object, got {_kind(data)}")
+        unknown = sorted(str(k) for k in data if k not in FIELDS)
+        if unknown:
+            raise InputError(f"unknown field '{unknown[0]}'; allowed fields: {', '.join(FIELDS)}",
+                             field=unknown[0])
+        prompt = _text(data, "prompt", required=True)
+        assert prompt is not None
+        negative = _text(data, "negative_prompt", required=False)
+        seed = _integer(data, "seed", 0, MAX_SEED)
+        width = _integer(data, "width", 64, 8192)
+        height = _integer(data, "height", 64, 8192)
+        if (width is None) != (height is None):
+            missing = "height" if height is None else "width"
+            raise InputError(f"'width' and 'height' must be given together; '{missing}' is missing",
+                             field=missing)
+        if width is not None and (width, height) not in SDXL_SIZES:
+            raise InputError(f"size {width}x{height} is not allowed; allowed sizes: {size_list()}",
+                             field="width")
+        return cls(prompt=prompt, negative_prompt=negative, seed=seed, width=width, height=height)

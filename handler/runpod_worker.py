@@ -1,0 +1,84 @@
+"""The RunPod door: a thin adapter from a RunPod job to ``Generator.generate``.
+
+``AlphaError`` becomes a response here and nowhere else. RunPod marks a job as
+failed when the output dict carries ``error``; the rest of the dict
+(``status``, ``code``, ``message``, ``field``) stays in the job's output.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from handler import logs
+from handler.comfy_process import wait_for_comfyui
+from handler.errors import AlphaError
+from handler.generate import Generator
+from handler.logs import JobLog
+from handler.request import Request
+from handler.settings import Settings, SettingsError
+
+log = logging.getLogger(__name__)
+
+
+def error_output(exc: AlphaError) -> dict[str, Any]:
+    output: dict[str, Any] = {"error": str(exc), "status": "error", **exc.to_body()}
+    if exc.refresh_worker:
+        output["refresh_worker"] = True
+    return output
+
+
+def handle_job(generator: Generator, job: dict[str, Any]) -> dict[str, Any]:
+    job_id = str(job.get("id") or "-")
+    jlog = JobLog(log, job_id)
+    try:
+        result = generator.generate(Request.parse(job.get("input")), job_id=job_id)
+    except AlphaError as exc:
+        jlog.warning("job failed: %s", exc)
+        return error_output(exc)
+    except Exception:
+        jlog.exception("job failed with an unexpected error")
+        return error_output(AlphaError("unexpected internal error; the worker log has the details"))
+    encoded = base64.b64encode(result.png).decode("ascii")
+    return {
+        "status": "success",
+        "url": f"data:image/png;base64,{encoded}",
+        "image_base64": encoded,
+        "filename": result.filename,
+        "info": result.info,
+    }
+
+
+def make_handler(generator: Generator) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def handler(job: dict[str, Any]) -> dict[str, Any]:
+        return handle_job(generator, job)
+
+    return handler
+
+
+def main() -> int:
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        sys.stderr.write(f"invalid setting: {exc}\n")
+        return 2
+    logs.configure(settings.log_level)
+    try:
+        generator = Generator(settings)
+        wait_for_comfyui(generator.client, settings.ready_timeout_s)
+    except AlphaError as exc:
+        log.error("worker not started: %s", exc)
+        return 1
+    # Imported late: the SDK parses sys.argv (--test_input, --rp_serve_api) and logs on import.
+    import runpod
+    from runpod.serverless.modules.rp_logger import RunPodLogger
+
+    RunPodLogger().set_level(settings.runpod_log_level)
+
+    log.info("RunPod worker starting (workflow %s, sha256 %s)", generator.workflow.name,
+             generator.workflow.sha256[:12])
+    runpod.serverless.start({"handler": make_handler(generator)})
+    return 0

@@ -1,0 +1,234 @@
+"""The one settings object, built once from the environment.
+
+Every setting is declared once in ``SPECS`` with its variable, default, unit and
+doc; parsing, validation, the ``--markdown`` table in DEPLOYMENT.md and
+``--get`` for shell scripts all come from that list. No other module reads
+``os.environ``: tests build ``Settings`` directly or from a dict.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import shlex
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = Path.home() / ".cache" / "layerdiffuse-alpha"
+
+
+class SettingsError(ValueError):
+    """A variable holds a value we cannot use; the message names it."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    field: str
+    env: str
+    default: str
+    parse: Callable[[str], Any]
+    doc: str
+    unit: str = ""
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected 1/0, true/false, yes/no or on/off")
+
+
+def _int_range(low: int, high: int, multiple: int = 1) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw.strip())
+        if not low <= value <= high or value % multiple:
+            extra = f", a multiple of {multiple}" if multiple > 1 else ""
+            raise ValueError(f"expected an integer from {low} to {high}{extra}")
+        return value
+    return parse
+
+
+def _seconds(raw: str) -> float:
+    value = float(raw.strip())
+    if not 0 < value <= 86400:
+        raise ValueError("expected seconds, more than 0 and at most 86400")
+    return value
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip()
+        if value not in options:
+            raise ValueError(f"expected one of {', '.join(options)}")
+        return value
+    return parse
+
+
+def _path(raw: str) -> Path:
+    if not raw.strip():
+        raise ValueError("expected a path")
+    return Path(raw.strip()).expanduser().resolve()
+
+
+def _optional_path(raw: str) -> Path | None:
+    return _path(raw) if raw.strip() else None
+
+
+def _args(raw: str) -> tuple[str, ...]:
+    return tuple(shlex.split(raw))
+
+
+SPECS: tuple[Spec, ...] = (
+    Spec("comfyui_dir", "ALPHA_COMFYUI_DIR", str(REPO / ".comfyui"), _path,
+         "ComfyUI folder laid out by `scripts/install_comfyui.py`."),
+    Spec("comfyui_port", "ALPHA_COMFYUI_PORT", "8188", _int_range(1, 65535),
+         "Port of ComfyUI's HTTP and websocket API. ComfyUI always binds 127.0.0.1."),
+    Spec("comfyui_args", "ALPHA_COMFYUI_ARGS", "", _args,
+         "Extra ComfyUI command-line arguments (shell syntax), e.g. `--highvram`."),
+    Spec("comfyui_log_level", "ALPHA_COMFYUI_LOG_LEVEL", "INFO",
+         _choice("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"), "ComfyUI's own log level."),
+    Spec("output_dir", "ALPHA_OUTPUT_DIR", "", _optional_path,
+         "ComfyUI's output folder; empty means `<ALPHA_COMFYUI_DIR>/output`. Job files are removed once read."),
+    Spec("device", "ALPHA_DEVICE", "", _choice("", "cuda", "cpu"),
+         "`cuda` or `cpu`; empty means `cpu` with test models and `cuda` otherwise."),
+    Spec("models_dir", "ALPHA_MODELS_DIR", "", _optional_path,
+         "Models folder searched first (checkpoints/, layer_model/); empty means ComfyUI's own `models/`."),
+    Spec("workflow", "ALPHA_WORKFLOW", str(REPO / "workflows" / "alpha_txt2img.json"), _path,
+         "The API-format workflow every job runs."),
+    Spec("job_timeout_s", "ALPHA_JOB_TIMEOUT_S", "300", _seconds,
+         "Deadline for one job: queueing, execution and fetching the result. Keep it below RunPod's execution timeout.",
+         "s"),
+    Spec("ready_timeout_s", "ALPHA_READY_TIMEOUT_S", "180", _seconds,
+         "Deadline for ComfyUI to answer after it starts.", "s"),
+    Spec("http_timeout_s", "ALPHA_HTTP_TIMEOUT_S", "30", _seconds,
+         "Deadline for one HTTP request to ComfyUI.", "s"),
+    Spec("log_level", "ALPHA_LOG_LEVEL", "INFO", _choice("DEBUG", "INFO", "WARNING", "ERROR"),
+         "Log level of the handler. Prompt text is logged only at DEBUG."),
+    Spec("runpod_log_level", "RUNPOD_LOG_LEVEL", "INFO", _choice("NOTSET", "DEBUG", "INFO", "WARN", "ERROR"),
+         "Log level of the RunPod SDK. Its DEBUG level logs whole job outputs (the image's base64), so the "
+         "default is INFO."),
+    Spec("test_models", "ALPHA_TEST_MODELS", "0", _bool,
+         "Test mode: run on generated random-weight models (CPU by default). Never in production."),
+    Spec("test_models_cache", "ALPHA_TEST_MODELS_CACHE", str(CACHE / "testmodels"), _path,
+         "Test mode: where generated test models are cached, keyed by a hash of the generator."),
+    Spec("test_steps", "ALPHA_TEST_STEPS", "2", _int_range(1, 150),
+         "Test mode: sampler steps, applied after the request is validated.", "steps"),
+    Spec("test_size", "ALPHA_TEST_SIZE", "256", _int_range(64, 2048, 64),
+         "Test mode: longest image side, applied after the request is validated.", "px"),
+)
+
+
+_D: dict[str, Any] = {spec.field: spec.parse(spec.default) for spec in SPECS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    comfyui_dir: Path = _D["comfyui_dir"]
+    comfyui_port: int = _D["comfyui_port"]
+    comfyui_args: tuple[str, ...] = _D["comfyui_args"]
+    comfyui_log_level: str = _D["comfyui_log_level"]
+    output_dir: Path | None = _D["output_dir"]
+    device: str = _D["device"]
+    models_dir: Path | None = _D["models_dir"]
+    workflow: Path = _D["workflow"]
+    job_timeout_s: float = _D["job_timeout_s"]
+    ready_timeout_s: float = _D["ready_timeout_s"]
+    http_timeout_s: float = _D["http_timeout_s"]
+    log_level: str = _D["log_level"]
+    runpod_log_level: str = _D["runpod_log_level"]
+    test_models: bool = _D["test_models"]
+    test_models_cache: Path = _D["test_models_cache"]
+    test_steps: int = _D["test_steps"]
+    test_size: int = _D["test_size"]
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for spec in SPECS:
+            raw = env.get(spec.env, spec.default)
+            try:
+                values[spec.field] = spec.parse(raw)
+            except ValueError as exc:
+                raise SettingsError(f"{spec.env}={raw!r}: {exc}") from None
+        return cls(**values)
+
+    @property
+    def comfyui_url(self) -> str:
+        return f"http://127.0.0.1:{self.comfyui_port}"
+
+    @property
+    def effective_device(self) -> str:
+        return self.device or ("cpu" if self.test_models else "cuda")
+
+    @property
+    def effective_output_dir(self) -> Path:
+        return self.output_dir or self.comfyui_dir / "output"
+
+    @property
+    def effective_models_dir(self) -> Path | None:
+        """The folder ComfyUI searches first for models, or None for its own."""
+        if self.models_dir is not None or not self.test_models:
+            return self.models_dir
+        from handler.testmodels import models_dir  # no ComfyUI import: hashing only
+
+        return models_dir(self.test_models_cache)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def to_env(self) -> dict[str, str]:
+        """The variables that rebuild these settings in a child process (from_env's inverse)."""
+        env = {}
+        for spec in SPECS:
+            value = getattr(self, spec.field)
+            if isinstance(value, bool):
+                env[spec.env] = "1" if value else "0"
+            elif isinstance(value, tuple):
+                env[spec.env] = shlex.join(value)
+            else:
+                env[spec.env] = "" if value is None else str(value)
+        return env
+
+
+def markdown_table() -> str:
+    lines = ["| Variable | Default | Unit | Meaning |", "|---|---|---|---|"]
+    for spec in SPECS:
+        default = spec.default.replace(str(REPO), "<repo>").replace(str(Path.home()), "~")
+        lines.append(f"| `{spec.env}` | `{default}` | {spec.unit} | {spec.doc} |".replace("``", "(empty)"))
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Show or check the settings.")
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--markdown", action="store_true", help="print the settings table for DEPLOYMENT.md")
+    group.add_argument("--check", action="store_true", help="parse the environment; exit 1 naming a bad variable")
+    group.add_argument("--get", metavar="FIELD", help="print one resolved setting (for shell scripts)")
+    args = parser.parse_args(argv)
+    if args.markdown:
+        sys.stdout.write(markdown_table())
+        return 0
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        sys.stderr.write(f"invalid setting: {exc}\n")
+        return 1
+    if args.get:
+        value = getattr(settings, args.get, None)
+        if value is None and not hasattr(settings, args.get):
+            sys.stderr.write(f"unknown setting {args.get}\n")
+            return 1
+        sys.stdout.write(f"{value if value is not None else ''}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

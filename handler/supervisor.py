@@ -1,0 +1,111 @@
+"""``python -m handler.supervisor [ARGS...]``: what ``bootstrap.sh`` runs.
+
+Starts ComfyUI (its only owner), waits until it is ready, then runs
+``python -m handler ARGS...`` (the RunPod worker, so RunPod's local flags pass
+through). It forwards SIGTERM/SIGINT, stops both processes on the way out, and
+exits non-zero with a clear log line if ComfyUI dies, instead of leaving a
+worker that hangs.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import threading
+from types import FrameType
+
+from handler import logs, testmodels
+from handler.comfy_process import ComfyProcess
+from handler.errors import ComfyUnavailable
+from handler.settings import Settings, SettingsError
+
+log = logging.getLogger("handler.supervisor")
+
+WORKER_STOP_S = 30.0
+POLL_S = 0.5
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, worker_args: list[str]) -> None:
+        self.settings = settings
+        self.worker_args = worker_args
+        self.comfy = ComfyProcess(settings)
+        self.worker: subprocess.Popen[bytes] | None = None
+        self.stopping = threading.Event()
+        self.signal_name = ""
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self.signal_name = signal.Signals(signum).name
+        self.stopping.set()
+
+    def preflight(self) -> None:
+        s = self.settings
+        if s.test_models and s.models_dir is None:
+            folder = testmodels.models_dir(s.test_models_cache)
+            if not testmodels.is_complete(folder):
+                raise ComfyUnavailable(f"test models are missing in {folder}; run scripts/setup.sh "
+                                       "(or python -m handler.testmodels)")
+
+    def run(self) -> int:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+        try:
+            self.preflight()
+            self.comfy.start()
+            self.comfy.wait_ready()
+        except ComfyUnavailable as exc:
+            log.error("cannot start: %s", exc)
+            self.comfy.stop()
+            return 1
+        if self.stopping.is_set():
+            self.comfy.stop()
+            return 128 + signal.Signals[self.signal_name].value
+        self.worker = subprocess.Popen([sys.executable, "-m", "handler", *self.worker_args])
+        try:
+            return self._watch()
+        finally:
+            self._stop_worker()
+            self.comfy.stop()
+
+    def _watch(self) -> int:
+        assert self.worker is not None
+        while True:
+            if self.stopping.wait(POLL_S):
+                log.info("%s received: stopping the worker and ComfyUI", self.signal_name)
+                self.worker.send_signal(signal.Signals[self.signal_name])
+                return 128 + signal.Signals[self.signal_name].value
+            code = self.worker.poll()
+            if code is not None:
+                log.info("worker exited with code %d", code)
+                return code
+            if not self.comfy.alive():
+                log.error("ComfyUI exited unexpectedly with code %s; stopping the worker so that the "
+                          "container restarts instead of hanging", self.comfy.returncode)
+                return 1
+
+    def _stop_worker(self) -> None:
+        if self.worker is None or self.worker.poll() is not None:
+            return
+        self.worker.terminate()
+        try:
+            self.worker.wait(WORKER_STOP_S)
+        except subprocess.TimeoutExpired:
+            log.warning("worker did not stop within %.0f s; killing it", WORKER_STOP_S)
+            self.worker.kill()
+            self.worker.wait(10)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        sys.stderr.write(f"invalid setting: {exc}\n")
+        return 2
+    logs.configure(settings.log_level)
+    return Supervisor(settings, sys.argv[1:] if argv is None else argv).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
