@@ -93,6 +93,6 @@ class Request:
             raise InputError(f"'width' and 'height' must be given together; '{missing}' is missing",
                              field=missing)
         if width is not None and (width, height) not in SDXL_SIZES:
-            raise InputError(f"size {width}x{height} is not allowed; allowed sizes: {size_list()}",
+            raise InputError(f"size {width}x{height} ('width' x 'height') is not allowed; allowed sizes: {size_list()}",
                              field="width")
         return cls(prompt=prompt, negative_prompt=negative, seed=seed, width=width, height=height)

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The one check command (CI runs it too): set up, then ruff, mypy and pytest.
+# The one check command (CI runs it too): set up, then ruff, hadolint, mypy and pytest.
 # Extra arguments go to pytest, e.g. scripts/check.sh tests/unit -x
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 scripts/setup.sh
 .venv/bin/ruff check .
+.venv/bin/hadolint Dockerfile
 .venv/bin/mypy
 .venv/bin/python -m pytest "$@"

@@ -1,0 +1,131 @@
+"""The RunPod door end to end: RunPod's own tooling, the real ComfyUI, the test models."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from runpod.serverless.modules.rp_job import run_job
+
+from handler.generate import Generator
+from handler.runpod_worker import make_handler
+from handler.settings import REPO
+from tests.helpers import RunningComfy, assert_success_contract, child_env, free_port, post_json, rgba, wait_http
+
+pytestmark = pytest.mark.comfyui
+WORKFLOW_SHA = hashlib.sha256((REPO / "workflows" / "alpha_txt2img.json").read_bytes()).hexdigest()
+
+
+def run(comfy: RunningComfy, job_input: Any) -> dict[str, Any]:
+    handler = make_handler(Generator(comfy.settings))
+    result: dict[str, Any] = asyncio.run(run_job(handler, {"id": "test-job", "input": job_input}))
+    return result
+
+
+def test_success_contract(comfy: RunningComfy) -> None:
+    result = run(comfy, {"prompt": "a glass apple", "seed": 1234})
+    assert set(result) == {"output"}, result.get("error")
+    png, info = assert_success_contract(result["output"])
+    assert info["seed"] == 1234 and (info["width"], info["height"]) == (1024, 1024)
+    assert info["workflow"] == {"name": "alpha_txt2img", "sha256": WORKFLOW_SHA}
+    assert isinstance(info["prompt_id"], str) and info["prompt_id"]
+    assert set(info["timings_ms"]) == {"comfyui_execution", "comfyui_wait", "fetch", "total"}
+    assert all(isinstance(v, int) and v >= 0 for v in info["timings_ms"].values())
+    assert info["versions"]["comfyui"] == "0.3.75"
+    assert info["versions"]["custom_nodes"] == {"ComfyUI-layerdiffuse": "fffa28a7b1c10fc10c012b59b83f3e0a729e00ba"}
+    assert info["test_mode"] == {"width": 256, "height": 256, "steps": 2}
+    assert rgba(png).shape == (256, 256, 4)
+    assert 0 < info["alpha"]["transparent"] < 1 and info["alpha"]["alpha_min"] < info["alpha"]["alpha_max"]
+    # The image travelled in the response; ComfyUI's copy is gone.
+    assert comfy.settings.output_dir is not None and list(comfy.settings.output_dir.rglob("*.png")) == []
+
+
+def test_random_seed_is_reported_and_reproduces(comfy: RunningComfy) -> None:
+    first = run(comfy, {"prompt": "a paper crane", "width": 1216, "height": 832})["output"]
+    png, info = assert_success_contract(first)
+    assert 0 <= info["seed"] < 2**53 and (info["width"], info["height"]) == (1216, 832)
+    assert info["test_mode"]["width"] > info["test_mode"]["height"], "test mode keeps the aspect"
+    again = run(comfy, {"prompt": "a paper crane", "width": 1216, "height": 832, "seed": info["seed"]})["output"]
+    assert (rgba(png) == rgba(assert_success_contract(again)[0])).all()
+
+
+def test_error_contract_and_nothing_submitted(comfy: RunningComfy) -> None:
+    before = comfy.history_size()
+    result = run(comfy, {"prompt": "   "})
+    assert result["error"] == "invalid_input: 'prompt' must not be empty"
+    assert result["output"] == {"status": "error", "code": "invalid_input",
+                                "message": "'prompt' must not be empty", "field": "prompt"}
+    assert "stopPod" not in result
+    assert comfy.history_size() == before
+
+
+@pytest.mark.parametrize("job_input", [["prompt"], "a cat", None, 7])
+def test_input_that_is_not_an_object(comfy: RunningComfy, job_input: Any) -> None:
+    # RunPod's local API refuses these itself (HTTP 422); the hosted queue may not, so the handler does too.
+    result = run(comfy, job_input)
+    assert result["error"].startswith("invalid_input: input must be a JSON object")
+    assert result["output"]["field"] is None
+
+
+@pytest.fixture(scope="module")
+def serve_api(comfy: RunningComfy) -> Iterator[str]:
+    """RunPod's local API (`--rp_serve_api`) in front of the shared ComfyUI."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "handler", "--rp_serve_api", "--rp_api_host", "127.0.0.1",
+                             "--rp_api_port", str(port)], cwd=REPO, env=child_env(comfy.settings),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/docs", 60)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_runsync_success(serve_api: str) -> None:
+    status, body = post_json(f"{serve_api}/runsync", {"input": {"prompt": "a red balloon", "seed": 5}}, 300)
+    assert status == 200 and body["status"] == "COMPLETED", body
+    _, info = assert_success_contract(body["output"])
+    assert info["seed"] == 5
+
+
+BAD_INPUTS: list[tuple[Any, str]] = [
+    ({}, "'prompt' is required"),
+    ({"prompt": ""}, "'prompt' must not be empty"),
+    ({"prompt": 42}, "'prompt' must be a string"),
+    ({"prompt": "x", "seed": "7"}, "'seed' must be an integer"),
+    ({"prompt": "x", "seed": True}, "'seed' must be an integer"),
+    ({"prompt": "x", "width": 1000, "height": 1000}, "size 1000x1000"),
+    ({"prompt": "x", "width": 1024}, "'height' is missing"),
+    ({"prompt": "x", "sampler": "euler"}, "unknown field 'sampler'"),
+]
+
+
+@pytest.mark.parametrize(("job_input", "words"), BAD_INPUTS)
+def test_runsync_bad_input(serve_api: str, comfy: RunningComfy, job_input: Any, words: str) -> None:
+    before = comfy.history_size()
+    status, body = post_json(f"{serve_api}/runsync", {"input": job_input}, 60)
+    assert status == 200 and body["status"] == "FAILED", body
+    assert body["error"].startswith("invalid_input: ") and words in body["error"]
+    assert comfy.history_size() == before, "no ComfyUI job may be submitted for bad input"
+
+
+def test_test_input_flag(comfy: RunningComfy) -> None:
+    """`python -m handler --test_input ...` runs one job and exits 0, or 1 when it fails."""
+    def run_flag(job_input: Any) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "handler", "--test_input", json.dumps({"input": job_input})],
+                              cwd=REPO, env=child_env(comfy.settings), capture_output=True, text=True,
+                              timeout=300, check=False)
+
+    good = run_flag({"prompt": "a teacup", "seed": 3})
+    assert good.returncode == 0, good.stdout[-2000:] + good.stderr[-2000:]
+    assert "completed successfully" in good.stdout
+    bad = run_flag({"prompt": "a teacup", "steps": 3})
+    assert bad.returncode == 1
+    assert "invalid_input: unknown field 'steps'" in bad.stdout + bad.stderr

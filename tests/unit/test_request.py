@@ -1,0 +1,77 @@
+"""Request.parse: every door validates input the same way, with a stable code and the field named."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from handler.errors import InputError
+from handler.request import MAX_SEED, SDXL_SIZES, Request
+
+
+def test_minimal_input() -> None:
+    assert Request.parse({"prompt": "  a glass apple \n"}) == Request(prompt="a glass apple")
+
+
+def test_full_input() -> None:
+    request = Request.parse({"prompt": "cat", "negative_prompt": "", "seed": MAX_SEED, "width": 832, "height": 1216})
+    assert request == Request("cat", "", MAX_SEED, 832, 1216)
+
+
+@pytest.mark.parametrize("size", SDXL_SIZES)
+def test_every_allowed_size(size: tuple[int, int]) -> None:
+    request = Request.parse({"prompt": "x", "width": size[0], "height": size[1]})
+    assert (request.width, request.height) == size
+    assert size[0] % 64 == 0 and size[1] % 64 == 0
+
+
+def test_limits_are_inclusive() -> None:
+    assert Request.parse({"prompt": "p" * 2000, "negative_prompt": "n" * 2000, "seed": 0}).seed == 0
+
+
+BAD: list[tuple[str, Any, str | None, str]] = [
+    ("not an object", ["prompt"], None, "JSON object"),
+    ("string input", "a cat", None, "JSON object"),
+    ("null input", None, None, "JSON object"),
+    ("missing prompt", {}, "prompt", "required"),
+    ("empty prompt", {"prompt": ""}, "prompt", "empty"),
+    ("blank prompt", {"prompt": " \t\n"}, "prompt", "empty"),
+    ("null prompt", {"prompt": None}, "prompt", "string"),
+    ("number prompt", {"prompt": 3}, "prompt", "string"),
+    ("list prompt", {"prompt": ["a"]}, "prompt", "string"),
+    ("long prompt", {"prompt": "p" * 2001}, "prompt", "2000"),
+    ("NUL in prompt", {"prompt": "a\x00b"}, "prompt", "NUL"),
+    ("lone surrogate", {"prompt": "a\ud800b"}, "prompt", "Unicode"),
+    ("long negative", {"prompt": "x", "negative_prompt": "n" * 2001}, "negative_prompt", "2000"),
+    ("null negative", {"prompt": "x", "negative_prompt": None}, "negative_prompt", "omit"),
+    ("number negative", {"prompt": "x", "negative_prompt": 1}, "negative_prompt", "string"),
+    ("bool seed", {"prompt": "x", "seed": True}, "seed", "integer"),
+    ("float seed", {"prompt": "x", "seed": 1.0}, "seed", "integer"),
+    ("string seed", {"prompt": "x", "seed": "1"}, "seed", "integer"),
+    ("null seed", {"prompt": "x", "seed": None}, "seed", "integer"),
+    ("negative seed", {"prompt": "x", "seed": -1}, "seed", "from 0"),
+    ("huge seed", {"prompt": "x", "seed": MAX_SEED + 1}, "seed", "from 0"),
+    ("width alone", {"prompt": "x", "width": 1024}, "height", "together"),
+    ("height alone", {"prompt": "x", "height": 1024}, "width", "together"),
+    ("size not allowed", {"prompt": "x", "width": 1000, "height": 1000}, "width", "allowed sizes"),
+    ("square 512", {"prompt": "x", "width": 512, "height": 512}, "width", "allowed sizes"),
+    ("swapped non-bucket", {"prompt": "x", "width": 1024, "height": 768}, "width", "allowed sizes"),
+    ("string width", {"prompt": "x", "width": "1024", "height": 1024}, "width", "integer"),
+    ("float height", {"prompt": "x", "width": 1024, "height": 1024.0}, "height", "integer"),
+    ("zero width", {"prompt": "x", "width": 0, "height": 1024}, "width", "from 64"),
+    ("unknown key", {"prompt": "x", "steps": 50}, "steps", "unknown field"),
+    ("unknown key only", {"promt": "x"}, "promt", "unknown field"),
+]
+
+
+@pytest.mark.parametrize(("data", "field", "words"), [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_bad_input(data: Any, field: str | None, words: str) -> None:
+    with pytest.raises(InputError) as caught:
+        Request.parse(data)
+    assert caught.value.code == "invalid_input"
+    assert caught.value.field == field
+    assert words in caught.value.message
+    assert str(caught.value).startswith("invalid_input: ")
+    if field is not None:
+        assert f"'{field}'" in caught.value.message
