@@ -45,6 +45,9 @@ def test_serves_runsync_then_stops_cleanly_on_sigterm(test_settings: Settings, t
             proc.kill()
     text = log.read_text()
     assert "ComfyUI ready on port" in text and "SIGTERM received" in text
+    assert "job accepted" in text and "job done in" in text
+    # At the default log levels neither the prompt nor the image reaches the logs.
+    assert "a lantern" not in text and "iVBOR" not in text
 
 
 @pytest.mark.parametrize(("changes", "message"), [

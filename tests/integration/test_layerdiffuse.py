@@ -59,7 +59,10 @@ def run_rgb_variant(comfy: RunningComfy, weight: float) -> np.ndarray:
     finally:
         ws.close()
     images: list[dict[str, Any]] = done.outputs[wf.node("alpha:output")]["images"]
-    return rgba(client.view(images[0], deadline))
+    pixels = rgba(client.view(images[0], deadline))
+    assert comfy.settings.output_dir is not None
+    (comfy.settings.output_dir / images[0]["subfolder"] / images[0]["filename"]).unlink()
+    return pixels
 
 
 def mean_abs(a: np.ndarray, b: np.ndarray) -> float:

@@ -42,8 +42,10 @@ def test_success_contract(comfy: RunningComfy) -> None:
     assert info["test_mode"] == {"width": 256, "height": 256, "steps": 2}
     assert rgba(png).shape == (256, 256, 4)
     assert 0 < info["alpha"]["transparent"] < 1 and info["alpha"]["alpha_min"] < info["alpha"]["alpha_max"]
-    # The image travelled in the response; ComfyUI's copy is gone.
-    assert comfy.settings.output_dir is not None and list(comfy.settings.output_dir.rglob("*.png")) == []
+    # The image travelled in the response; ComfyUI's copy (<stem>_00001_.png) is gone.
+    stem = result["output"]["filename"].removesuffix(".png")
+    assert comfy.settings.output_dir is not None and comfy.settings.output_dir.is_dir()
+    assert list(comfy.settings.output_dir.rglob(f"{stem}_*")) == []
 
 
 def test_random_seed_is_reported_and_reproduces(comfy: RunningComfy) -> None:
