@@ -12,7 +12,7 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
 
-if [[ "${ALPHA_TEST_MODELS:-0}" == "1" && -x scripts/setup.sh && -z "${ALPHA_SKIP_SETUP:-}" ]]; then
+if [[ "${ALPHA_TEST_MODELS:-0}" == "1" && -x scripts/setup.sh ]]; then
   scripts/setup.sh >&2
 fi
 

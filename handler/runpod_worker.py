@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -19,7 +18,7 @@ from handler.errors import AlphaError
 from handler.generate import Generator
 from handler.logs import JobLog
 from handler.request import Request
-from handler.settings import Settings, SettingsError
+from handler.settings import load_or_exit
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +59,7 @@ def make_handler(generator: Generator) -> Callable[[dict[str, Any]], dict[str, A
 
 
 def main() -> int:
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        sys.stderr.write(f"invalid setting: {exc}\n")
-        return 2
+    settings = load_or_exit()
     logs.configure(settings.log_level)
     try:
         generator = Generator(settings)

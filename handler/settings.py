@@ -46,19 +46,28 @@ def _bool(raw: str) -> bool:
 
 
 def _int_range(low: int, high: int, multiple: int = 1) -> Callable[[str], int]:
+    extra = f", a multiple of {multiple}" if multiple > 1 else ""
+    message = f"expected an integer from {low} to {high}{extra}"
+
     def parse(raw: str) -> int:
-        value = int(raw.strip())
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ValueError(message) from None
         if not low <= value <= high or value % multiple:
-            extra = f", a multiple of {multiple}" if multiple > 1 else ""
-            raise ValueError(f"expected an integer from {low} to {high}{extra}")
+            raise ValueError(message)
         return value
     return parse
 
 
 def _seconds(raw: str) -> float:
-    value = float(raw.strip())
-    if not 0 < value <= 86400:
-        raise ValueError("expected seconds, more than 0 and at most 86400")
+    message = "expected seconds, more than 0 and at most 86400"
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ValueError(message) from None
+    if not 0 < value <= 86400:  # also refuses nan
+        raise ValueError(message)
     return value
 
 
@@ -198,6 +207,15 @@ class Settings:
         return env
 
 
+def load_or_exit() -> Settings:
+    """For entry points: the settings, or exit status 2 with the bad variable named."""
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        sys.stderr.write(f"invalid setting: {exc}\n")
+        raise SystemExit(2) from None
+
+
 def markdown_table() -> str:
     lines = ["| Variable | Default | Unit | Meaning |", "|---|---|---|---|"]
     for spec in SPECS:
@@ -216,11 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.markdown:
         sys.stdout.write(markdown_table())
         return 0
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        sys.stderr.write(f"invalid setting: {exc}\n")
-        return 1
+    settings = load_or_exit()
     if args.get:
         value = getattr(settings, args.get, None)
         if value is None and not hasattr(settings, args.get):

@@ -19,7 +19,7 @@ from types import FrameType
 from handler import logs, testmodels
 from handler.comfy_process import ComfyProcess
 from handler.errors import ComfyUnavailable
-from handler.settings import Settings, SettingsError
+from handler.settings import Settings, load_or_exit
 
 log = logging.getLogger("handler.supervisor")
 
@@ -98,11 +98,7 @@ class Supervisor:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        sys.stderr.write(f"invalid setting: {exc}\n")
-        return 2
+    settings = load_or_exit()
     logs.configure(settings.log_level)
     return Supervisor(settings, sys.argv[1:] if argv is None else argv).run()
 

@@ -28,6 +28,7 @@ import hashlib
 import importlib.util
 import logging
 import math
+import re
 import shutil
 import sys
 import time
@@ -184,13 +185,18 @@ def ensure(comfyui_dir: Path, cache_root: Path) -> Path:
         partial.rename(folder)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
+    for stale in cache_root.iterdir():
+        # Older generators' models (2.3 GiB each) are never used again.
+        if stale != folder and re.fullmatch(r"[0-9a-f]{16}(\.partial)?", stale.name):
+            log.info("removing stale test models %s", stale)
+            shutil.rmtree(stale, ignore_errors=True)
     return folder
 
 
 def main(argv: list[str] | None = None) -> int:
-    from handler.settings import Settings
+    from handler.settings import load_or_exit
 
-    settings = Settings.from_env()
+    settings = load_or_exit()
     parser = argparse.ArgumentParser(description="Generate (or find) the cached random-weight test models.")
     parser.add_argument("--comfyui", type=Path, default=settings.comfyui_dir)
     parser.add_argument("--cache", type=Path, default=settings.test_models_cache)

@@ -3,6 +3,7 @@ it peaks at about 6 GiB, so tests share it; tests that stop or break ComfyUI sta
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import pytest
@@ -27,23 +28,22 @@ def test_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return settings
 
 
-def start_comfy(settings: Settings, log_dir: pytest.TempPathFactory, name: str) -> RunningComfy:
+@contextlib.contextmanager
+def running_comfy(settings: Settings, log_dir: pytest.TempPathFactory, name: str) -> Iterator[RunningComfy]:
+    """A ComfyUI server owned by the caller's scope, stopped on the way out."""
     log_path = log_dir.mktemp(name) / "comfyui.log"
     process = ComfyProcess(settings, log_path=log_path)
-    process.start()
+    client = ComfyClient(settings.comfyui_url)
     try:
+        process.start()
         process.wait_ready()
-    except BaseException:
+        yield RunningComfy(settings, process, log_path, client)
+    finally:
+        client.close()
         process.stop()
-        raise
-    return RunningComfy(settings, process, log_path, ComfyClient(settings.comfyui_url))
 
 
 @pytest.fixture(scope="session")
 def comfy(test_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningComfy]:
-    running = start_comfy(test_settings, tmp_path_factory, "comfy")
-    try:
+    with running_comfy(test_settings, tmp_path_factory, "comfy") as running:
         yield running
-    finally:
-        running.client.close()
-        running.process.stop()

@@ -23,7 +23,7 @@ from handler.generate import Generator
 from handler.request import Request
 from handler.settings import Settings
 from handler.workflow import Workflow
-from tests.conftest import start_comfy
+from tests.conftest import running_comfy
 from tests.helpers import RunningComfy, free_port, rgba
 
 pytestmark = pytest.mark.comfyui
@@ -86,12 +86,8 @@ def unfixed(test_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -
     settings = test_settings.replace(
         comfyui_port=free_port(), output_dir=tmp_path_factory.mktemp("unfixed-output"),
         comfyui_args=("--disable-all-custom-nodes", "--whitelist-custom-nodes", "ComfyUI-layerdiffuse"))
-    running = start_comfy(settings, tmp_path_factory, "unfixed")
-    try:
+    with running_comfy(settings, tmp_path_factory, "unfixed") as running:
         yield running
-    finally:
-        running.client.close()
-        running.process.stop()
 
 
 def test_control_without_the_fix_pack(unfixed: RunningComfy) -> None:
