@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -71,7 +71,6 @@ class Completion:
     started_ms: int | None = None
     finished_ms: int | None = None
     reconnects: int = 0
-    events: list[str] = field(default_factory=list)
 
     @property
     def execution_ms(self) -> int | None:

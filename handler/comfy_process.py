@@ -111,10 +111,6 @@ class ComfyProcess:
             preexec_fn=_die_with_parent if sys.platform == "linux" else None)  # noqa: PLW1509
 
     @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc else None
-
-    @property
     def returncode(self) -> int | None:
         return self.proc.poll() if self.proc else None
 

@@ -8,7 +8,6 @@ import secrets
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from handler import __version__
@@ -144,6 +143,6 @@ class Generator:
         try:
             path.unlink()
         except FileNotFoundError:
-            log.warning("output %s was already gone", Path(path).name)
+            log.warning("output %s was already gone", path.name)
         except OSError as exc:
-            log.warning("could not remove output %s: %s", Path(path).name, exc)
+            log.warning("could not remove output %s: %s", path.name, exc)
