@@ -52,7 +52,7 @@ def wait_for_comfyui(client: ComfyClient, timeout_s: float, process: ComfyProces
     raise ComfyUnavailable(f"ComfyUI was not ready within {timeout_s:.0f} s: {last}")
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
     """If the owner dies without stopping ComfyUI (SIGKILL, OOM), the kernel stops ComfyUI too."""
     with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -108,7 +108,7 @@ class ComfyProcess:
             stdin=subprocess.DEVNULL, start_new_session=True,
             # Safe here: the owner starts ComfyUI before it starts any thread. PDEATHSIG fires when
             # the *thread* that forked exits, so start() belongs on a long-lived thread.
-            preexec_fn=_die_with_parent if sys.platform == "linux" else None)  # noqa: PLW1509
+            preexec_fn=die_with_parent if sys.platform == "linux" else None)  # noqa: PLW1509
 
     @property
     def returncode(self) -> int | None:

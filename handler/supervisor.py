@@ -17,7 +17,7 @@ import threading
 from types import FrameType
 
 from handler import logs, testmodels
-from handler.comfy_process import ComfyProcess
+from handler.comfy_process import ComfyProcess, die_with_parent
 from handler.errors import ComfyUnavailable
 from handler.settings import Settings, load_or_exit
 
@@ -62,7 +62,9 @@ class Supervisor:
         if self.stopping.is_set():
             self.comfy.stop()
             return 128 + signal.Signals[self.signal_name].value
-        self.worker = subprocess.Popen([sys.executable, "-m", "handler", *self.worker_args])
+        # Like ComfyUI, the worker must not outlive the supervisor, even if it is SIGKILLed.
+        self.worker = subprocess.Popen([sys.executable, "-m", "handler", *self.worker_args],
+                                       preexec_fn=die_with_parent if sys.platform == "linux" else None)  # noqa: PLW1509
         try:
             return self._watch()
         finally:

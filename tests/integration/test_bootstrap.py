@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import time
@@ -20,6 +22,13 @@ def start(settings: Settings, log: Path, *args: str) -> subprocess.Popen[bytes]:
     with log.open("wb") as out:
         return subprocess.Popen(["./bootstrap.sh", *args], cwd=REPO, env=child_env(settings), stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """Whatever a failed assertion left running: bootstrap and everything it started."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(30)
 
 
 def test_serves_runsync_then_stops_cleanly_on_sigterm(test_settings: Settings, tmp_path: Path) -> None:
@@ -41,8 +50,7 @@ def test_serves_runsync_then_stops_cleanly_on_sigterm(test_settings: Settings, t
         _, alive = psutil.wait_procs(children, timeout=10)
         assert alive == [], f"left behind: {alive}"
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        stop_group(proc)
     text = log.read_text()
     assert "ComfyUI ready on port" in text and "SIGTERM received" in text
     assert "job accepted" in text and "job done in" in text
@@ -66,7 +74,24 @@ def test_exits_nonzero_when_comfyui_cannot_start(test_settings: Settings, tmp_pa
     try:
         assert proc.wait(120) == 1
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        stop_group(proc)
     assert time.monotonic() - started < 90
     assert message in log.read_text()
+
+
+def test_nothing_outlives_a_killed_supervisor(test_settings: Settings, tmp_path: Path) -> None:
+    """SIGKILL leaves no chance to clean up: the kernel (PDEATHSIG) must stop ComfyUI and the worker."""
+    settings = test_settings.replace(comfyui_port=free_port(), output_dir=tmp_path / "output")
+    api = free_port()
+    proc = start(settings, tmp_path / "bootstrap.log", "--rp_serve_api", "--rp_api_host", "127.0.0.1",
+                 "--rp_api_port", str(api))
+    try:
+        wait_http(f"http://127.0.0.1:{api}/docs", 300)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) >= 2, "ComfyUI and the worker"
+        proc.send_signal(signal.SIGKILL)  # bootstrap.sh exec'd the supervisor: this is its pid
+        proc.wait(10)
+        _, alive = psutil.wait_procs(children, timeout=10)
+        assert alive == [], f"left behind: {[c.cmdline() for c in alive]}"
+    finally:
+        stop_group(proc)
