@@ -8,7 +8,6 @@ Prints one summary table at the end.
 from __future__ import annotations
 
 import argparse
-import copy
 import io
 import json
 import statistics
@@ -48,13 +47,6 @@ class VramSampler(threading.Thread):
                 self.peak_mib = max(self.peak_mib, int(out.split()[0]))
             except (OSError, subprocess.SubprocessError, ValueError, IndexError):
                 return
-
-
-def weighted(settings: Settings, weight: float) -> Workflow:
-    wf = Workflow.load(settings.workflow)
-    graph = copy.deepcopy(wf.graph)
-    graph[wf.node("alpha:layer_diffuse")]["inputs"]["weight"] = weight
-    return Workflow.from_graph(graph, name=f"weight-{weight}", sha256=wf.sha256)
 
 
 def pixels(png: bytes) -> np.ndarray:
@@ -104,8 +96,9 @@ def main() -> int:
             rows.append(("warm ComfyUI execution", f"p50 {pct(execs, 50):.3f} s, p90 {pct(execs, 90):.3f} s"))
             rows.append(("handler overhead (wall - execution), median",
                          f"{statistics.median(w - e for w, e in zip(walls, execs, strict=True)) * 1000:.0f} ms"))
-        on = Generator(settings, workflow=weighted(settings, 1.0)).generate(Request(prompt="a vase", seed=7))
-        off = Generator(settings, workflow=weighted(settings, 0.0)).generate(Request(prompt="a vase", seed=7))
+        production = Workflow.load(settings.workflow)
+        on, off = (Generator(settings, workflow=production.with_input("alpha:layer_diffuse", "weight", w))
+                   .generate(Request(prompt="a vase", seed=7)) for w in (1.0, 0.0))
         a, b = pixels(on.png), pixels(off.png)
         rows.append(("ablation weight 1 vs 0, mean |diff| RGB / alpha",
                      f"{np.abs(a[..., :3] - b[..., :3]).mean():.2f} / {np.abs(a[..., 3] - b[..., 3]).mean():.2f}"))

@@ -79,17 +79,22 @@ class Completion:
         return self.finished_ms - self.started_ms
 
 
+def raise_for_failure(kind: str, data: dict[str, Any], prompt_id: str) -> None:
+    """Raise for an ``execution_error``/``execution_interrupted`` event (websocket or history)."""
+    if kind == "execution_error":
+        raise execution_error(data)
+    if kind == "execution_interrupted":
+        raise ExecutionError(f"prompt {prompt_id} was interrupted at node {data.get('node_id')}",
+                             node_id=data.get("node_id"), node_type=data.get("node_type"))
+
+
 def completion_from_history(prompt_id: str, entry: dict[str, Any]) -> Completion | None:
     """A finished history entry as a Completion; raises for a failed one; None if unfinished."""
     status = entry.get("status") or {}
     messages = status.get("messages") or []
     stamps = {name: data.get("timestamp") for name, data in messages if isinstance(data, dict)}
     for name, data in messages:
-        if name == "execution_error":
-            raise execution_error(data)
-        if name == "execution_interrupted":
-            raise ExecutionError(f"prompt {prompt_id} was interrupted at node {data.get('node_id')}",
-                                 node_id=data.get("node_id"), node_type=data.get("node_type"))
+        raise_for_failure(name, data, prompt_id)
     if not status.get("completed"):
         return None
     return Completion(prompt_id, entry.get("outputs") or {}, stamps.get("execution_start"),
@@ -228,15 +233,11 @@ class ComfyClient:
             kind, data = message.get("type"), message.get("data") or {}
             if data.get("prompt_id") != prompt_id:
                 continue
+            raise_for_failure(kind, data, prompt_id)
             if kind == "execution_start":
                 started_ms = data.get("timestamp")
             elif kind == "progress" and on_progress is not None:
                 on_progress(int(data.get("value", 0)), int(data.get("max", 0)))
-            elif kind == "execution_error":
-                raise execution_error(data)
-            elif kind == "execution_interrupted":
-                raise ExecutionError(f"prompt {prompt_id} was interrupted at node {data.get('node_id')}",
-                                     node_id=data.get("node_id"), node_type=data.get("node_type"))
             elif kind == "executing" and data.get("node") is None:
                 # Only now is /history written.
                 done = self._check_history(prompt_id, deadline, reconnects)

@@ -65,6 +65,8 @@ class ComfyProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self._runtime: Path | None = None
         self._log_file: IO[bytes] | None = None
+        # Readiness probes only: short timeouts, no job traffic.
+        self._probe = ComfyClient(settings.comfyui_url, http_timeout_s=5.0)
 
     def command(self, runtime: Path) -> list[str]:
         s = self.settings
@@ -73,7 +75,7 @@ class ComfyProcess:
                "--output-directory", str(s.effective_output_dir), "--verbose", s.comfyui_log_level]
         if s.effective_device == "cpu":
             cmd.append("--cpu")
-        if s.effective_models_dir is not None:
+        if (runtime / "extra_model_paths.yaml").is_file():
             cmd += ["--extra-model-paths-config", str(runtime / "extra_model_paths.yaml")]
         return cmd + list(s.comfyui_args)
 
@@ -120,22 +122,15 @@ class ComfyProcess:
     def ready(self) -> bool:
         if not self.alive():
             return False
-        client = ComfyClient(self.settings.comfyui_url, http_timeout_s=5.0)
         try:
-            return client.has_node(READY_NODE)
+            return self._probe.has_node(READY_NODE)
         except AlphaError:
             return False
-        finally:
-            client.close()
 
     def wait_ready(self, timeout_s: float | None = None) -> None:
-        client = ComfyClient(self.settings.comfyui_url, http_timeout_s=5.0)
-        try:
-            started = time.monotonic()
-            wait_for_comfyui(client, timeout_s or self.settings.ready_timeout_s, self)
-            log.info("ComfyUI ready on port %d after %.1f s", self.settings.comfyui_port, time.monotonic() - started)
-        finally:
-            client.close()
+        started = time.monotonic()
+        wait_for_comfyui(self._probe, timeout_s or self.settings.ready_timeout_s, self)
+        log.info("ComfyUI ready on port %d after %.1f s", self.settings.comfyui_port, time.monotonic() - started)
 
     def log_hint(self) -> str:
         return f"; see {self.log_path}" if self.log_path else "; its output is above"
@@ -154,6 +149,7 @@ class ComfyProcess:
                     self.proc.wait(10)
             code = self.proc.returncode
             log.info("ComfyUI stopped (exit code %s)", code)
+        self._probe.close()
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None

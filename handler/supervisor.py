@@ -34,10 +34,10 @@ class Supervisor:
         self.comfy = ComfyProcess(settings)
         self.worker: subprocess.Popen[bytes] | None = None
         self.stopping = threading.Event()
-        self.signal_name = ""
+        self.received: signal.Signals | None = None
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
-        self.signal_name = signal.Signals(signum).name
+        self.received = signal.Signals(signum)
         self.stopping.set()
 
     def preflight(self) -> None:
@@ -61,7 +61,8 @@ class Supervisor:
             return 1
         if self.stopping.is_set():
             self.comfy.stop()
-            return 128 + signal.Signals[self.signal_name].value
+            assert self.received is not None
+            return 128 + self.received.value
         # Like ComfyUI, the worker must not outlive the supervisor, even if it is SIGKILLed.
         self.worker = subprocess.Popen([sys.executable, "-m", "handler", *self.worker_args],
                                        preexec_fn=die_with_parent if sys.platform == "linux" else None)  # noqa: PLW1509
@@ -75,9 +76,10 @@ class Supervisor:
         assert self.worker is not None
         while True:
             if self.stopping.wait(POLL_S):
-                log.info("%s received: stopping the worker and ComfyUI", self.signal_name)
-                self.worker.send_signal(signal.Signals[self.signal_name])
-                return 128 + signal.Signals[self.signal_name].value
+                assert self.received is not None
+                log.info("%s received: stopping the worker and ComfyUI", self.received.name)
+                self.worker.send_signal(self.received)
+                return 128 + self.received.value
             code = self.worker.poll()
             if code is not None:
                 log.info("worker exited with code %d", code)

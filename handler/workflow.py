@@ -117,6 +117,12 @@ class Workflow:
     def node(self, marker: str) -> str:
         return self.markers[marker]
 
+    def with_input(self, marker: str, name: str, value: Any) -> Workflow:
+        """A variant with one input of a marked node changed (ablations, benchmarks)."""
+        graph = copy.deepcopy(self.graph)
+        graph[self.markers[marker]]["inputs"][name] = value
+        return Workflow.from_graph(graph, name=f"{self.name}[{name}={value}]", sha256=self.sha256)
+
     def apply(self, *, prompt: str, negative_prompt: str | None, seed: int, width: int, height: int,
               filename_prefix: str, steps: int | None = None) -> dict[str, Any]:
         """A copy of the graph with this job's values injected."""

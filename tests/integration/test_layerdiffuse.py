@@ -9,7 +9,6 @@ so these tests fail if the fix stops working.
 
 from __future__ import annotations
 
-import copy
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -31,10 +30,7 @@ SEED = 20241126
 
 
 def with_weight(settings: Settings, weight: float) -> Workflow:
-    wf = Workflow.load(settings.workflow)
-    graph = copy.deepcopy(wf.graph)
-    graph[wf.node("alpha:layer_diffuse")]["inputs"]["weight"] = weight
-    return Workflow.from_graph(graph, name=f"{wf.name}-weight-{weight}", sha256=wf.sha256)
+    return Workflow.load(settings.workflow).with_input("alpha:layer_diffuse", "weight", weight)
 
 
 def generate(comfy: RunningComfy, weight: float) -> np.ndarray:

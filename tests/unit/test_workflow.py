@@ -129,3 +129,11 @@ def test_not_an_api_workflow(tmp_path: Path, content: str) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(WorkflowError, match="cannot read workflow"):
         Workflow.load(tmp_path / "nope.json")
+
+
+def test_with_input_makes_a_variant() -> None:
+    wf = Workflow.load(PRODUCTION)
+    off = wf.with_input("alpha:layer_diffuse", "weight", 0.0)
+    assert off.graph[off.node("alpha:layer_diffuse")]["inputs"]["weight"] == 0.0
+    assert wf.graph[wf.node("alpha:layer_diffuse")]["inputs"]["weight"] == 1.0
+    assert off.markers == wf.markers and off.sha256 == wf.sha256
