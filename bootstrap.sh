@@ -4,10 +4,12 @@
 #   ./bootstrap.sh                     RunPod worker (production)
 #   ./bootstrap.sh --rp_serve_api ...  RunPod's local API (POST /runsync)
 #   ./bootstrap.sh --test_input '{"input": {"prompt": "..."}}'   one job, exit 0 or 1
+#   ./bootstrap.sh serve               local alpha API on 127.0.0.1:7861 (debugging)
 #
 # ComfyUI is started and owned by handler.supervisor (127.0.0.1 only), which then runs
-# `python -m handler` with these arguments. With ALPHA_TEST_MODELS=1 on a development
-# checkout, the environment is prepared first (scripts/setup.sh, a no-op once done).
+# `python -m handler.server` for `serve`, or `python -m handler` with these arguments.
+# With ALPHA_TEST_MODELS=1 on a development checkout, the environment is prepared first
+# (scripts/setup.sh, a no-op once done).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"

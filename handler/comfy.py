@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import requests
 import websocket
@@ -133,9 +134,24 @@ class ComfyClient:
         stats: dict[str, Any] = self._json("GET", "/system_stats", deadline)
         return stats
 
+    def object_info(self, class_type: str, deadline: Deadline | None = None) -> dict[str, Any] | None:
+        """A node class's definition (inputs, combo options), or None if ComfyUI does not have it."""
+        info = self._json("GET", f"/object_info/{quote(class_type, safe='')}", deadline)
+        entry = info.get(class_type) if isinstance(info, dict) else None
+        return entry if isinstance(entry, dict) else None
+
     def has_node(self, class_type: str, deadline: Deadline | None = None) -> bool:
-        info = self._json("GET", f"/object_info/{class_type}", deadline)
-        return isinstance(info, dict) and class_type in info
+        return self.object_info(class_type, deadline) is not None
+
+    def model_files(self, folder: str, deadline: Deadline | None = None) -> list[str] | None:
+        """File names ComfyUI finds in a model folder (all its search paths), or None for an unknown folder."""
+        response = self._http("GET", f"/models/{quote(folder, safe='')}", deadline)
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise ComfyUnavailable(f"ComfyUI answered GET /models/{folder} with HTTP {response.status_code}")
+        files = response.json()
+        return [str(f) for f in files] if isinstance(files, list) else None
 
     def submit(self, graph: dict[str, Any], client_id: str, deadline: Deadline) -> str:
         response = self._http("POST", "/prompt", deadline, json={"prompt": graph, "client_id": client_id})

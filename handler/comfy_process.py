@@ -75,19 +75,19 @@ class ComfyProcess:
                "--output-directory", str(s.effective_output_dir), "--verbose", s.comfyui_log_level]
         if s.effective_device == "cpu":
             cmd.append("--cpu")
-        if (runtime / "extra_model_paths.yaml").is_file():
-            cmd += ["--extra-model-paths-config", str(runtime / "extra_model_paths.yaml")]
+        cmd += ["--extra-model-paths-config", str(runtime / "extra_model_paths.yaml")]
         return cmd + list(s.comfyui_args)
 
     def _write_runtime(self) -> Path:
         runtime = Path(tempfile.mkdtemp(prefix="alpha-comfyui-"))
         (runtime / "frontend").mkdir()
-        models = self.settings.effective_models_dir
-        if models is not None:
-            # is_default puts these folders first, so ComfyUI-layerdiffuse's layer_model root is ours.
-            lines = ["alpha:", f"  base_path: {models}", "  is_default: true"]
-            lines += [f"  {folder}: {folder}" for folder in MODEL_FOLDERS]
-            (runtime / "extra_model_paths.yaml").write_text("\n".join(lines) + "\n")
+        # Always written, even for ComfyUI's own models/: stock ComfyUI does not know the layer_model folder,
+        # so without this it could not list it (GET /models/layer_model, the readiness check). is_default puts
+        # these folders first, so ComfyUI-layerdiffuse's layer_model root is ours.
+        models = self.settings.effective_models_dir or self.settings.comfyui_dir / "models"
+        lines = ["alpha:", f"  base_path: {models}", "  is_default: true"]
+        lines += [f"  {folder}: {folder}" for folder in MODEL_FOLDERS]
+        (runtime / "extra_model_paths.yaml").write_text("\n".join(lines) + "\n")
         return runtime
 
     def start(self) -> None:

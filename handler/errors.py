@@ -26,6 +26,12 @@ class AlphaError(Exception):
         return f"{self.code}: {self.message}"
 
 
+def error_body(exc: AlphaError) -> dict[str, Any]:
+    """The error body every door returns: ``{"status": "error", "error": "<code>: <message>", code, message,
+    field, ...}``."""
+    return {"status": "error", "error": str(exc), **exc.to_body()}
+
+
 class InputError(AlphaError):
     """The job input is invalid; nothing was submitted to ComfyUI."""
 
@@ -79,3 +85,20 @@ class TransparencyError(OutputError):
     """The PNG is RGBA but its alpha is constant: LayerDiffuse did not take effect."""
 
     code = "transparency_failed"
+
+
+# Refusals of the local alpha API's HTTP layer, before any work is done.
+class Unauthorized(AlphaError):
+    code = "unauthorized"
+
+
+class NotFound(AlphaError):
+    code = "not_found"
+
+
+class MethodNotAllowed(AlphaError):
+    code = "method_not_allowed"
+
+
+class BodyTooLarge(AlphaError):
+    code = "body_too_large"

@@ -13,7 +13,7 @@ from typing import Any
 from handler import __version__
 from handler.comfy import ComfyClient, Completion, ProgressCallback
 from handler.deadline import Deadline
-from handler.errors import OutputError
+from handler.errors import JobTimeout, OutputError
 from handler.logs import JobLog
 from handler.png import check_rgba
 from handler.request import MAX_SEED, Request
@@ -60,10 +60,14 @@ class Generator:
             }
         return self._versions
 
-    def generate(self, request: Request, *, job_id: str | None = None,
-                 on_progress: ProgressCallback | None = None) -> Result:
+    def generate(self, request: Request, *, job_id: str | None = None, on_progress: ProgressCallback | None = None,
+                 deadline: Deadline | None = None) -> Result:
+        """Run one job. ``deadline`` lets a door start the clock when the request arrived (time spent waiting
+        for a thread counts); by default it starts now, with the job timeout setting."""
         jlog = JobLog(log, job_id)
-        deadline = Deadline(self.settings.job_timeout_s)
+        deadline = deadline or Deadline(self.settings.job_timeout_s)
+        if deadline.expired():
+            raise JobTimeout(f"the deadline of {deadline.seconds:.0f} s passed before the job could start")
         seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
         width = request.width or int(self.workflow.defaults["width"])
         height = request.height or int(self.workflow.defaults["height"])

@@ -40,12 +40,13 @@ def _text(data: Mapping[str, Any], field: str, *, required: bool) -> str | None:
         raise InputError(f"'{field}' is not valid Unicode text (lone surrogate)", field=field) from None
     if "\x00" in value:
         raise InputError(f"'{field}' must not contain NUL characters", field=field)
-    value = value.strip()
-    if required and not value:
-        raise InputError(f"'{field}' must not be empty", field=field)
+    # Measured before stripping, as the published schema's maxLength is.
     if len(value) > MAX_PROMPT_CHARS:
         raise InputError(f"'{field}' is {len(value)} characters long; the limit is {MAX_PROMPT_CHARS}",
                          field=field)
+    value = value.strip()
+    if required and not value:
+        raise InputError(f"'{field}' must not be empty", field=field)
     return value
 
 
@@ -96,3 +97,27 @@ class Request:
             raise InputError(f"size {width}x{height} ('width' x 'height') is not allowed; allowed sizes: {size_list()}",
                              field="width")
         return cls(prompt=prompt, negative_prompt=negative, seed=seed, width=width, height=height)
+
+
+def input_schema() -> dict[str, Any]:
+    """JSON Schema of the job input, for the OpenAPI document. Rules a schema cannot say (a non-blank
+    prompt, no NUL, an allowed width x height pair) are in the descriptions and answered with 400."""
+    text = {"type": "string", "maxLength": MAX_PROMPT_CHARS}
+    widths = sorted({w for w, _ in SDXL_SIZES})
+    heights = sorted({h for _, h in SDXL_SIZES})
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["prompt"],
+        "properties": {
+            "prompt": {**text, "minLength": 1, "description": "What to draw; must not be blank."},
+            "negative_prompt": {**text, "description": "What to avoid; omitted means the workflow's default."},
+            "seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED,
+                     "description": "Sampler seed; omitted means a random seed, reported in `info.seed`."},
+            "width": {"type": "integer", "enum": widths,
+                      "description": f"Given together with `height`, as one of: {size_list()}."},
+            "height": {"type": "integer", "enum": heights,
+                       "description": "Given together with `width`."},
+        },
+        "dependentRequired": {"width": ["height"], "height": ["width"]},
+    }

@@ -14,7 +14,7 @@ from typing import Any
 
 from handler import logs
 from handler.comfy_process import wait_for_comfyui
-from handler.errors import AlphaError
+from handler.errors import AlphaError, error_body
 from handler.generate import Generator
 from handler.logs import JobLog
 from handler.request import Request
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 def error_output(exc: AlphaError) -> dict[str, Any]:
-    output: dict[str, Any] = {"error": str(exc), "status": "error", **exc.to_body()}
+    output = error_body(exc)
     if exc.refresh_worker:
         output["refresh_worker"] = True
     return output

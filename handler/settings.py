@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import ipaddress
 import os
 import shlex
 import sys
@@ -34,6 +35,7 @@ class Spec:
     parse: Callable[[str], Any]
     doc: str
     unit: str = ""
+    secret: bool = False  # never printed (repr, --get)
 
 
 def _bool(raw: str) -> bool:
@@ -94,6 +96,36 @@ def _args(raw: str) -> tuple[str, ...]:
     return tuple(shlex.split(raw))
 
 
+def _host(raw: str) -> str:
+    value = raw.strip()
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        if value != "localhost":
+            raise ValueError("expected an IP address such as 127.0.0.1 or 0.0.0.0, or localhost") from None
+    return value
+
+
+def _token(raw: str) -> str | None:
+    value = raw.strip()
+    if not value:
+        return None
+    if len(value) < 16 or not value.isprintable() or " " in value:
+        raise ValueError("expected at least 16 printable characters without spaces (or empty for no token)")
+    return value
+
+
+def _days(raw: str) -> float:
+    message = "expected days, more than 0 and at most 3650"
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ValueError(message) from None
+    if not 0 < value <= 3650:
+        raise ValueError(message)
+    return value
+
+
 SPECS: tuple[Spec, ...] = (
     Spec("comfyui_dir", "ALPHA_COMFYUI_DIR", str(REPO / ".comfyui"), _path,
          "ComfyUI folder laid out by `scripts/install_comfyui.py`."),
@@ -123,6 +155,21 @@ SPECS: tuple[Spec, ...] = (
     Spec("runpod_log_level", "RUNPOD_LOG_LEVEL", "INFO", _choice("NOTSET", "DEBUG", "INFO", "WARN", "ERROR"),
          "Log level of the RunPod SDK. Its DEBUG level logs whole job outputs (the image's base64), so the "
          "default is INFO."),
+    Spec("serve_host", "ALPHA_SERVE_HOST", "127.0.0.1", _host,
+         "Local alpha API (`./bootstrap.sh serve`): address to bind. Anything but loopback exposes it; "
+         "set `ALPHA_SERVE_TOKEN` then."),
+    Spec("serve_port", "ALPHA_SERVE_PORT", "7861", _int_range(1, 65535), "Local alpha API: port."),
+    Spec("serve_token", "ALPHA_SERVE_TOKEN", "", _token,
+         "Local alpha API: when set, every request needs `Authorization: Bearer <token>` (401 otherwise).",
+         secret=True),
+    Spec("serve_dir", "ALPHA_SERVE_DIR", "", _optional_path,
+         "Local alpha API: folder of the PNGs it serves; empty means `<output folder>/alpha-api`."),
+    Spec("serve_max_files", "ALPHA_SERVE_MAX_FILES", "200", _int_range(1, 1_000_000),
+         "Local alpha API: keep at most this many PNGs (oldest pruned on each write).", "files"),
+    Spec("serve_max_age_days", "ALPHA_SERVE_MAX_AGE_DAYS", "7", _days,
+         "Local alpha API: prune PNGs older than this on each write.", "days"),
+    Spec("serve_max_body_bytes", "ALPHA_SERVE_MAX_BODY_BYTES", "65536", _int_range(1024, 16 * 2**20),
+         "Local alpha API: largest request body accepted (413 above).", "bytes"),
     Spec("test_models", "ALPHA_TEST_MODELS", "0", _bool,
          "Test mode: run on generated random-weight models (CPU by default). Never in production."),
     Spec("test_models_cache", "ALPHA_TEST_MODELS_CACHE", str(CACHE / "testmodels"), _path,
@@ -152,6 +199,13 @@ class Settings:
     http_timeout_s: float = _D["http_timeout_s"]
     log_level: str = _D["log_level"]
     runpod_log_level: str = _D["runpod_log_level"]
+    serve_host: str = _D["serve_host"]
+    serve_port: int = _D["serve_port"]
+    serve_token: str | None = dataclasses.field(default=_D["serve_token"], repr=False)
+    serve_dir: Path | None = _D["serve_dir"]
+    serve_max_files: int = _D["serve_max_files"]
+    serve_max_age_days: float = _D["serve_max_age_days"]
+    serve_max_body_bytes: int = _D["serve_max_body_bytes"]
     test_models: bool = _D["test_models"]
     test_models_cache: Path = _D["test_models_cache"]
     test_steps: int = _D["test_steps"]
@@ -180,6 +234,14 @@ class Settings:
     @property
     def effective_output_dir(self) -> Path:
         return self.output_dir or self.comfyui_dir / "output"
+
+    @property
+    def effective_serve_dir(self) -> Path:
+        return self.serve_dir or self.effective_output_dir / "alpha-api"
+
+    @property
+    def serve_is_loopback(self) -> bool:
+        return self.serve_host == "localhost" or ipaddress.ip_address(self.serve_host).is_loopback
 
     @property
     def effective_models_dir(self) -> Path | None:
@@ -236,6 +298,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     settings = load_or_exit()
     if args.get:
+        if any(spec.secret and spec.field == args.get for spec in SPECS):
+            sys.stderr.write(f"{args.get} is a secret and is not printed\n")
+            return 1
         value = getattr(settings, args.get, None)
         if value is None and not hasattr(settings, args.get):
             sys.stderr.write(f"unknown setting {args.get}\n")

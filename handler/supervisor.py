@@ -1,8 +1,9 @@
 """``python -m handler.supervisor [ARGS...]``: what ``bootstrap.sh`` runs.
 
-Starts ComfyUI (its only owner), waits until it is ready, then runs
-``python -m handler ARGS...`` (the RunPod worker, so RunPod's local flags pass
-through). It forwards SIGTERM/SIGINT, stops both processes on the way out, and
+Starts ComfyUI (its only owner), waits until it is ready, then runs a door:
+``serve`` runs the local alpha API (``python -m handler.server``); any other
+arguments go to the RunPod worker (``python -m handler ARGS...``, so RunPod's
+local flags pass through). It forwards SIGTERM/SIGINT, stops both processes on the way out, and
 exits non-zero with a clear log line if ComfyUI dies, instead of leaving a
 worker that hangs.
 """
@@ -25,6 +26,16 @@ log = logging.getLogger("handler.supervisor")
 
 WORKER_STOP_S = 30.0
 POLL_S = 0.5
+
+
+def door_command(args: list[str]) -> list[str]:
+    """The module and arguments of the door to run: ``serve`` alone, or the RunPod worker's arguments."""
+    if args[:1] == ["serve"]:
+        if len(args) > 1:
+            raise SystemExit(f"'serve' takes no arguments (got {' '.join(args[1:])}); the alpha API is "
+                             "configured by ALPHA_SERVE_* settings")
+        return ["handler.server"]
+    return ["handler", *args]
 
 
 class Supervisor:
@@ -64,7 +75,7 @@ class Supervisor:
             assert self.received is not None
             return 128 + self.received.value
         # Like ComfyUI, the worker must not outlive the supervisor, even if it is SIGKILLed.
-        self.worker = subprocess.Popen([sys.executable, "-m", "handler", *self.worker_args],
+        self.worker = subprocess.Popen([sys.executable, "-m", *door_command(self.worker_args)],
                                        preexec_fn=die_with_parent if sys.platform == "linux" else None)  # noqa: PLW1509
         try:
             return self._watch()
@@ -104,7 +115,9 @@ class Supervisor:
 def main(argv: list[str] | None = None) -> int:
     settings = load_or_exit()
     logs.configure(settings.log_level)
-    return Supervisor(settings, sys.argv[1:] if argv is None else argv).run()
+    args = sys.argv[1:] if argv is None else argv
+    door_command(args)  # refuse bad arguments before starting anything
+    return Supervisor(settings, args).run()
 
 
 if __name__ == "__main__":

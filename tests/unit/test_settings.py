@@ -45,6 +45,8 @@ def test_round_trip_through_env() -> None:
     ("ALPHA_JOB_TIMEOUT_S", "0"), ("ALPHA_JOB_TIMEOUT_S", "soon"), ("ALPHA_JOB_TIMEOUT_S", "nan"),
     ("ALPHA_DEVICE", "tpu"),
     ("ALPHA_TEST_SIZE", "100"), ("ALPHA_LOG_LEVEL", "LOUD"), ("ALPHA_WORKFLOW", " "),
+    ("ALPHA_SERVE_HOST", "example.com"), ("ALPHA_SERVE_TOKEN", "short"), ("ALPHA_SERVE_TOKEN", "has a space in it!!"),
+    ("ALPHA_SERVE_MAX_AGE_DAYS", "-1"), ("ALPHA_SERVE_MAX_FILES", "0"), ("ALPHA_SERVE_MAX_BODY_BYTES", "10"),
 ])
 def test_bad_values_name_the_variable(env: str, value: str) -> None:
     with pytest.raises(SettingsError, match=f"^{env}=.*: expected ") as caught:
@@ -55,3 +57,18 @@ def test_bad_values_name_the_variable(env: str, value: str) -> None:
 def test_deployment_md_holds_the_generated_table() -> None:
     """The table in DEPLOYMENT.md is `python -m handler.settings --markdown`; it must not drift."""
     assert markdown_table() in (REPO / "DEPLOYMENT.md").read_text()
+
+
+def test_the_serve_token_is_a_secret() -> None:
+    token = "t0ken-that-is-long-enough"
+    s = Settings.from_env({"ALPHA_SERVE_TOKEN": token})
+    assert s.serve_token == token and token not in repr(s)
+    assert Settings.from_env({"ALPHA_SERVE_TOKEN": "  "}).serve_token is None
+
+
+def test_serve_defaults_are_loopback() -> None:
+    s = Settings(output_dir=Path("/o"))
+    assert (s.serve_host, s.serve_port, s.serve_is_loopback) == ("127.0.0.1", 7861, True)
+    assert s.effective_serve_dir == Path("/o/alpha-api")
+    assert not Settings(serve_host="0.0.0.0").serve_is_loopback
+    assert Settings(serve_host="::1").serve_is_loopback and Settings(serve_host="localhost").serve_is_loopback

@@ -1,0 +1,225 @@
+"""The local alpha API door (aiohttp): ``python -m handler.server``, or ``./bootstrap.sh serve``.
+
+A thin adapter over ``Generator.generate``, like the RunPod door. ``AlphaError`` becomes an HTTP response
+in one place (``error_response``), with the RunPod path's body shape and a status from ``openapi``.
+Jobs run in daemon threads (the client blocks), so the event loop keeps answering while ComfyUI works
+through its serial queue; a process that is told to stop does not wait for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import json
+import logging
+import sys
+import threading
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from handler import logs, openapi, readiness
+from handler.deadline import Deadline
+from handler.errors import (
+    AlphaError,
+    BodyTooLarge,
+    InputError,
+    JobTimeout,
+    MethodNotAllowed,
+    NotFound,
+    Unauthorized,
+    error_body,
+)
+from handler.generate import Generator
+from handler.logs import JobLog
+from handler.openapi import PREFIX
+from handler.pngstore import PngStore
+from handler.request import Request
+from handler.settings import load_or_exit
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Jobs waiting for or running in ComfyUI at once; more wait here, on their own deadline.
+MAX_JOBS_IN_FLIGHT = 16
+HEALTH_TIMEOUT_S = 10.0
+SHUTDOWN_TIMEOUT_S = 5.0
+IMMUTABLE = "private, max-age=31536000, immutable"
+
+GENERATOR = web.AppKey("generator", Generator)
+STORE = web.AppKey("store", PngStore)
+SLOTS = web.AppKey("slots", asyncio.Semaphore)
+
+
+def error_response(exc: AlphaError, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response(error_body(exc), status=openapi.status_for(exc.code), headers=headers)
+
+
+async def in_thread(fn: Callable[[], T]) -> T:
+    """Run a blocking call in a daemon thread: unlike the default executor, a stopping process never waits
+    for it (the job is abandoned with ComfyUI, which stops too)."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(ok: bool, value: Any) -> None:
+        if not future.done():
+            future.set_result(value) if ok else future.set_exception(value)
+
+    def run() -> None:
+        try:
+            result: Any = (True, fn())
+        except BaseException as exc:  # handed to the awaiting coroutine
+            result = (False, exc)
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the process is stopping
+            loop.call_soon_threadsafe(settle, *result)
+
+    threading.Thread(target=run, name="alpha-job", daemon=True).start()
+    return await future
+
+
+@web.middleware
+async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """aiohttp's own refusals (no route, wrong method, body too large) in our error shape."""
+    try:
+        return await handler(request)
+    except AlphaError as exc:
+        return error_response(exc)
+    except web.HTTPNotFound:
+        return error_response(NotFound("not found"))
+    except web.HTTPMethodNotAllowed as exc:
+        return error_response(MethodNotAllowed(f"{request.method} is not allowed here"),
+                              {"Allow": ", ".join(sorted(exc.allowed_methods))})
+    except web.HTTPRequestEntityTooLarge:
+        return error_response(BodyTooLarge("the body is larger than the limit (ALPHA_SERVE_MAX_BODY_BYTES)"))
+
+
+def auth_middleware(token: str) -> Any:
+    expected = f"Bearer {token}".encode()
+
+    @web.middleware
+    async def check_token(request: web.Request, handler: Handler) -> web.StreamResponse:
+        given = request.headers.get("Authorization", "").encode("utf-8", "replace")
+        if not hmac.compare_digest(given, expected):
+            return error_response(Unauthorized("a valid 'Authorization: Bearer <token>' header is required"),
+                                  {"WWW-Authenticate": 'Bearer realm="alpha"'})
+        return await handler(request)
+
+    return check_token
+
+
+async def txt2img(request: web.Request) -> web.Response:
+    deadline = Deadline(request.app[GENERATOR].settings.job_timeout_s)  # the queue wait counts too
+    job_id = uuid.uuid4().hex[:12]
+    jlog = JobLog(log, job_id)
+    try:
+        data = await _json_body(request)
+        job = Request.parse(data)
+        generator, store = request.app[GENERATOR], request.app[STORE]
+        try:
+            async with asyncio.timeout(deadline.remaining()):
+                await request.app[SLOTS].acquire()
+        except TimeoutError:
+            raise JobTimeout(f"no free job slot within the deadline of {deadline.seconds:.0f} s") from None
+        try:
+            def run() -> dict[str, Any]:
+                result = generator.generate(job, job_id=job_id, deadline=deadline)
+                store.save(result.filename, result.png)
+                return {"url": f"{PREFIX}/file/{result.filename}", "filename": result.filename, "info": result.info}
+
+            return web.json_response(await in_thread(run), headers={"X-Request-Id": job_id})
+        finally:
+            request.app[SLOTS].release()
+    except AlphaError as exc:
+        jlog.warning("request failed: %s", exc)
+        return error_response(exc, {"X-Request-Id": job_id})
+    except Exception:
+        jlog.exception("request failed with an unexpected error")
+        return error_response(AlphaError("unexpected internal error; the server log has the details"),
+                              {"X-Request-Id": job_id})
+
+
+async def _json_body(request: web.Request) -> Any:
+    limit = request.app[GENERATOR].settings.serve_max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyTooLarge(f"the body is {request.content_length} bytes; the limit is {limit}")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise BodyTooLarge(f"the body is larger than the limit of {limit} bytes") from None
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InputError("the body must be a JSON object (Content-Type: application/json)") from None
+
+
+async def file(request: web.Request) -> web.Response:
+    name = request.match_info["filename"]
+    data = await asyncio.to_thread(request.app[STORE].read, name)
+    if data is None:
+        raise NotFound("not found")
+    return web.Response(body=data, content_type="image/png",
+                        headers={"Cache-Control": IMMUTABLE, "Content-Security-Policy": "default-src 'none'"})
+
+
+async def health(request: web.Request) -> web.Response:
+    generator = request.app[GENERATOR]
+    result = await in_thread(lambda: readiness.check(generator.workflow, generator.client, HEALTH_TIMEOUT_S))
+    body = {"status": "ready" if result.ready else "not_ready", "problems": result.problems, "checks": result.checks}
+    return web.json_response(body, status=200 if result.ready else 503)
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    token = request.app[GENERATOR].settings.serve_token
+    return web.json_response(openapi.document(token_required=token is not None))
+
+
+@web.middleware
+async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response
+
+
+def create_app(generator: Generator) -> web.Application:
+    settings = generator.settings
+    middlewares: list[Any] = [headers_middleware, errors_middleware]
+    if settings.serve_token:
+        middlewares.append(auth_middleware(settings.serve_token))
+    # client_max_size bounds what aiohttp will buffer even without a Content-Length (chunked bodies).
+    app = web.Application(middlewares=middlewares, client_max_size=settings.serve_max_body_bytes)
+    app[GENERATOR] = generator
+    app[STORE] = PngStore(settings.effective_serve_dir, max_files=settings.serve_max_files,
+                          max_age_s=settings.serve_max_age_days * 86400)
+    app[SLOTS] = asyncio.Semaphore(MAX_JOBS_IN_FLIGHT)
+    app.router.add_post(f"{PREFIX}/txt2img", txt2img)
+    app.router.add_get(f"{PREFIX}/file/{{filename}}", file)  # GET also answers HEAD
+    app.router.add_get(f"{PREFIX}/health", health, allow_head=False)
+    app.router.add_get(f"{PREFIX}/openapi.json", openapi_document, allow_head=False)
+    return app
+
+
+def main() -> int:
+    settings = load_or_exit()
+    logs.configure(settings.log_level)
+    try:
+        generator = Generator(settings)
+    except AlphaError as exc:
+        log.error("alpha API not started: %s", exc)
+        return 1
+    if not settings.serve_is_loopback:
+        log.warning("the alpha API binds %s, so other hosts can reach it%s", settings.serve_host,
+                    "" if settings.serve_token else "; no ALPHA_SERVE_TOKEN is set, so anyone who can connect "
+                    "can run jobs")
+    log.info("alpha API on http://%s:%d%s/ (workflow %s, files in %s)", settings.serve_host, settings.serve_port,
+             PREFIX, generator.workflow.name, settings.effective_serve_dir)
+    web.run_app(create_app(generator), host=settings.serve_host, port=settings.serve_port, print=None,
+                shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=logging.getLogger("handler.server.access"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,236 @@
+"""The alpha API's HTTP layer on a real aiohttp server: file serving under attack, the token, the body
+limit, error shapes and the OpenAPI document. ComfyUI is not needed here (its port is closed), which
+also shows what happens when it is down; tests/integration/test_alpha_api.py runs real jobs."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from handler import openapi
+from handler.errors import AlphaError
+from handler.generate import Generator
+from handler.pngstore import PngStore
+from handler.server import STORE, create_app
+from handler.settings import REPO, Settings
+from tests.helpers import Reply, ServerThread, free_port, http, raw_get
+
+TOKEN = "unit-test-token-0123456789"
+SECRET = b"TOP-SECRET-" + uuid.uuid4().hex.encode()
+
+
+def png_with(text: bytes) -> bytes:
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("marker", text.decode())
+    out = io.BytesIO()
+    Image.new("RGBA", (8, 8), (0, 255, 0, 100)).save(out, "PNG", pnginfo=info)
+    return out.getvalue()
+
+
+def settings_for(tmp_path: Path, **changes: object) -> Settings:
+    return Settings().replace(comfyui_port=free_port(), serve_dir=tmp_path / "served", **changes)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ServerThread]:
+    with ServerThread(create_app(Generator(settings_for(tmp_path)))) as running:
+        yield running
+
+
+def hexname() -> str:
+    return f"alpha_{uuid.uuid4().hex}.png"
+
+
+@pytest.fixture
+def planted(server: ServerThread, tmp_path: Path) -> dict[str, str]:
+    """A served file, and traps: secrets and PNGs outside the folder, symlinks and non-PNGs inside it."""
+    store: PngStore = server.app[STORE]
+    root = store.root
+    names = {"good": hexname(), "outside_png": hexname(), "symlink_out": hexname(), "symlink_in": hexname(),
+             "not_png": hexname(), "directory": hexname(), "fifo": hexname()}
+    store.save(names["good"], png_with(b"the served file"))
+    (tmp_path / "secret.txt").write_bytes(SECRET)
+    (tmp_path / names["outside_png"]).write_bytes(png_with(SECRET))
+    (root / names["symlink_out"]).symlink_to(tmp_path / names["outside_png"])
+    (root / names["symlink_in"]).symlink_to(root / names["good"])
+    (root / names["not_png"]).write_bytes(SECRET)
+    (root / "notes.txt").write_bytes(SECRET)
+    (root / names["directory"]).mkdir()
+    os.mkfifo(root / names["fifo"])
+    names["outside_abs"] = str(tmp_path / names["outside_png"])
+    return names
+
+
+def attack_corpus(n: dict[str, str]) -> list[bytes]:
+    q = urllib.parse.quote
+    good, out = n["good"], n["outside_png"]
+    corpus = [
+        "../secret.txt", "..%2fsecret.txt", "..%2Fsecret.txt", "%2e%2e%2fsecret.txt", "%2e%2e/secret.txt",
+        ".%2e/secret.txt", "..%252fsecret.txt", "%252e%252e%252fsecret.txt", "..%c0%afsecret.txt",
+        "%c0%ae%c0%ae%c0%afsecret.txt", "%e0%80%ae%e0%80%ae/secret.txt", "..\\secret.txt", "..%5csecret.txt",
+        "%2e%2e%5c" + out, "..%2f" + out, "../" + out, "..%2f..%2f..%2f..%2f..%2f..%2fetc%2fpasswd",
+        "/etc/passwd", "%2fetc%2fpasswd", q(n["outside_abs"], safe=""), "file:%2f%2f%2fetc%2fpasswd",
+        "%ef%bc%8e%ef%bc%8e%ef%bc%8fsecret.txt", good + "%00", good + "%00.png", "secret.txt%00" + good,
+        "a" * 300 + ".png", "alpha_" + "0" * 3000 + ".png", good + ".", good + "%20", good + "%2e", good + "/",
+        good.upper(), good + "%2f..%2f..%2fsecret.txt", good + ";.txt", n["symlink_out"], n["symlink_in"],
+        n["not_png"], "notes.txt", n["directory"], n["fifo"], out, "", ".", "..", "%2e%2e",
+    ]
+    return [b"/alpha/v1/file/" + c.encode() for c in corpus] + [
+        b"/alpha/v1/file/" + good.encode()[:-4] + b"\x00.png",  # a raw NUL byte
+        b"/alpha/v1/file/..\xc0\xafsecret.txt",  # raw overlong UTF-8
+        b"/alpha/v1/" + b"../" * 8 + b"etc/passwd",
+        b"/alpha/v1/file/%2e%2e%2f%2e%2e%2f%2e%2e%2f" + n["outside_abs"].encode(),
+    ]
+
+
+def test_traversal_corpus_serves_nothing_outside(server: ServerThread, planted: dict[str, str],
+                                               tmp_path: Path) -> None:
+    corpus = attack_corpus(planted)
+    assert len(corpus) >= 30
+    forbidden = [SECRET, (tmp_path / planted["outside_png"]).read_bytes(), b"root:x:0:0"]
+    not_found_bodies = set()
+    for target in corpus:
+        reply = raw_get(server.port, target)
+        assert reply.status in (400, 404), (target, reply.status)
+        assert not any(f in reply.body for f in forbidden), target
+        assert not reply.body.startswith(b"\x89PNG"), target
+        if reply.status == 404:
+            not_found_bodies.add(reply.body)
+    # Every refusal looks the same: no hint of what exists.
+    assert len(not_found_bodies) == 1
+    assert json.loads(not_found_bodies.pop())["code"] == "not_found"
+    control = raw_get(server.port, b"/alpha/v1/file/" + planted["good"].encode())
+    assert control.status == 200 and control.body == png_with(b"the served file")
+
+
+def test_file_headers_and_head(server: ServerThread, planted: dict[str, str]) -> None:
+    url = f"{server.url}/alpha/v1/file/{planted['good']}"
+    get = http("GET", url)
+    assert get.status == 200 and get.headers["Content-Type"] == "image/png"
+    assert int(get.headers["Content-Length"]) == len(get.body) == len(png_with(b"the served file"))
+    assert get.headers["Cache-Control"] == "private, max-age=31536000, immutable"
+    assert get.headers["X-Content-Type-Options"] == "nosniff"
+    head = http("HEAD", url)
+    assert head.status == 200 and head.body == b""
+    assert head.headers["Content-Length"] == get.headers["Content-Length"]
+    assert head.headers["Content-Type"] == "image/png"
+
+
+def error(reply: Reply, status: int, code: str) -> dict[str, object]:
+    assert reply.status == status, (reply.status, reply.body[:300])
+    body: dict[str, object] = reply.json()
+    assert body["status"] == "error" and body["code"] == code and body["error"] == f"{code}: {body['message']}"
+    assert "field" in body
+    return body
+
+
+def post(server: ServerThread, body: bytes, headers: dict[str, str] | None = None) -> Reply:
+    return http("POST", f"{server.url}/alpha/v1/txt2img", body, {"Content-Type": "application/json", **(headers or {})})
+
+
+def test_error_shapes_without_comfyui(server: ServerThread) -> None:
+    assert error(post(server, b"{not json"), 400, "invalid_input")["field"] is None
+    listed = error(post(server, b'["prompt"]'), 400, "invalid_input")
+    assert listed["message"] == "input must be a JSON object, got an array"
+    assert error(post(server, b'{"prompt": "x", "steps": 3}'), 400, "invalid_input")["field"] == "steps"
+    assert error(post(server, b"\xff\xfe"), 400, "invalid_input")
+    # Valid input, but ComfyUI is down: 503, not a crash and not a hang.
+    down = error(post(server, b'{"prompt": "a cat"}'), 503, "comfyui_unavailable")
+    assert "Connection refused" in str(down["message"])
+    error(http("GET", f"{server.url}/alpha/v1/nowhere"), 404, "not_found")
+    reply = http("DELETE", f"{server.url}/alpha/v1/txt2img")
+    error(reply, 405, "method_not_allowed")
+    assert reply.headers["Allow"] == "POST"
+
+
+def test_body_limit(tmp_path: Path) -> None:
+    with ServerThread(create_app(Generator(settings_for(tmp_path, serve_max_body_bytes=1024)))) as server:
+        big = json.dumps({"prompt": "x" * 2000}).encode()
+        error(post(server, big), 413, "body_too_large")
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: aiohttp's own limit must hold
+            yield big
+
+        request = urllib_request_chunked(f"{server.url}/alpha/v1/txt2img", chunks())
+        error(request, 413, "body_too_large")
+
+
+def urllib_request_chunked(url: str, body: Iterator[bytes]) -> Reply:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=body, method="POST",
+                                     headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return Reply(response.status, dict(response.headers), response.read())
+    except urllib.error.HTTPError as exc:
+        return Reply(exc.code, dict(exc.headers), exc.read())
+
+
+def test_health_names_the_reason_when_comfyui_is_down(server: ServerThread) -> None:
+    reply = http("GET", f"{server.url}/alpha/v1/health")
+    assert reply.status == 503
+    body = reply.json()
+    assert body["status"] == "not_ready" and body["checks"]["comfyui"] == "no answer"
+    assert "refused the connection" in body["problems"][0]
+
+
+def test_token_guards_every_endpoint(tmp_path: Path) -> None:
+    settings = settings_for(tmp_path, serve_token=TOKEN)
+    with ServerThread(create_app(Generator(settings))) as server:
+        good = hexname()
+        server.app[STORE].save(good, png_with(b"x"))
+        requests = [("POST", "/alpha/v1/txt2img", b'{"prompt": "a cat"}'), ("GET", f"/alpha/v1/file/{good}", None),
+                    ("HEAD", f"/alpha/v1/file/{good}", None), ("GET", "/alpha/v1/health", None),
+                    ("GET", "/alpha/v1/openapi.json", None), ("GET", "/alpha/v1/nowhere", None)]
+        for method, path, body in requests:
+            for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789"}, {"Authorization": TOKEN},
+                            {"Authorization": f"Basic {TOKEN}"}):
+                reply = http(method, server.url + path, body, headers)
+                assert reply.status == 401, (method, path, headers)
+                assert reply.headers["WWW-Authenticate"].startswith("Bearer")
+                if method != "HEAD":
+                    assert reply.json()["code"] == "unauthorized"
+                assert TOKEN.encode() not in reply.body
+            authorized = http(method, server.url + path, body, {"Authorization": f"Bearer {TOKEN}"})
+            assert authorized.status != 401, (method, path)
+        assert sorted(p.name for p in server.app[STORE].root.iterdir()) == [good], "no work was done"
+
+
+def test_openapi_document_matches_the_routes(server: ServerThread) -> None:
+    doc = http("GET", f"{server.url}/alpha/v1/openapi.json").json()
+    assert doc == json.loads(json.dumps(openapi.document(token_required=False)))
+    routes = {(r.resource.canonical, r.method.lower()) for r in server.app.router.routes()  # type: ignore[union-attr]
+              if r.method != "*"}
+    documented = {(path, method) for path, ops in doc["paths"].items() for method in ops}
+    assert documented == routes
+    assert set(doc["components"]["schemas"]["Error"]["properties"]["code"]["enum"]) == set(openapi.error_codes())
+    schema = doc["paths"]["/alpha/v1/txt2img"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert set(schema["properties"]) == {"prompt", "negative_prompt", "seed", "width", "height"}
+
+
+def test_every_error_code_and_its_status_is_documented() -> None:
+    readme = (REPO / "README.md").read_text()
+    for code in openapi.error_codes():
+        row = f"| `{code}` | {openapi.status_for(code)} |"
+        assert row in readme, f"README.md lacks the row starting {row!r}"
+
+
+def test_error_codes_are_unique_per_class() -> None:
+    seen: dict[str, type[AlphaError]] = {}
+    todo: list[type[AlphaError]] = [AlphaError]
+    while todo:
+        cls = todo.pop()
+        assert seen.setdefault(cls.code, cls) is cls, f"{cls.__name__} reuses {cls.code}"
+        todo += cls.__subclasses__()
