@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -13,7 +14,7 @@ import psutil
 import pytest
 
 from handler.settings import REPO, Settings
-from tests.helpers import assert_success_contract, child_env, free_port, post_json, wait_http
+from tests.helpers import assert_success_contract, child_env, decode_png, free_port, http, post_json, wait_http
 
 pytestmark = pytest.mark.comfyui
 
@@ -95,3 +96,45 @@ def test_nothing_outlives_a_killed_supervisor(test_settings: Settings, tmp_path:
         assert alive == [], f"left behind: {[c.cmdline() for c in alive]}"
     finally:
         stop_group(proc)
+
+
+def test_serve_runs_the_alpha_api_then_stops_cleanly(test_settings: Settings, tmp_path: Path) -> None:
+    """`./bootstrap.sh serve`: ComfyUI plus the alpha API. Bound beyond loopback here, so the log must warn."""
+    token = "bootstrap-token-0123456789"
+    settings = test_settings.replace(comfyui_port=free_port(), output_dir=tmp_path / "output", serve_port=free_port(),
+                                     serve_host="0.0.0.0", serve_token=token, test_size=64)
+    base = f"http://127.0.0.1:{settings.serve_port}/alpha/v1"
+    auth = {"Authorization": f"Bearer {token}"}
+    log = tmp_path / "bootstrap.log"
+    proc = start(settings, log, "serve")
+    try:
+        wait_http(f"{base}/openapi.json", 300)
+        assert http("GET", f"{base}/health", headers=auth).json()["status"] == "ready"
+        reply = http("POST", f"{base}/txt2img", json.dumps({"prompt": "a lantern"}).encode(),
+                     {"Content-Type": "application/json", **auth}, timeout=300)
+        assert reply.status == 200, reply.body[:300]
+        served = http("GET", f"http://127.0.0.1:{settings.serve_port}{reply.json()['url']}", headers=auth)
+        assert served.status == 200 and decode_png(served.body).mode == "RGBA"
+        assert served.body == (settings.effective_serve_dir / reply.json()["filename"]).read_bytes()
+        children = psutil.Process(proc.pid).children(recursive=True)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 128 + signal.SIGTERM
+        _, alive = psutil.wait_procs(children, timeout=10)
+        assert alive == [], f"left behind: {alive}"
+    finally:
+        stop_group(proc)
+    text = log.read_text()
+    assert "the alpha API binds 0.0.0.0, so other hosts can reach it" in text
+    assert "job accepted" in text and "a lantern" not in text and "iVBOR" not in text and token not in text
+
+
+def test_serve_takes_no_arguments(test_settings: Settings, tmp_path: Path) -> None:
+    settings = test_settings.replace(comfyui_port=free_port(), output_dir=tmp_path / "output")
+    log = tmp_path / "bootstrap.log"
+    proc = start(settings, log, "serve", "--port", "1")
+    try:
+        assert proc.wait(60) != 0
+    finally:
+        stop_group(proc)
+    assert "'serve' takes no arguments" in log.read_text()
+    assert "starting ComfyUI" not in log.read_text(), "refused before starting anything"

@@ -16,6 +16,7 @@ from runpod.serverless.modules.rp_job import run_job
 from handler.generate import Generator
 from handler.runpod_worker import make_handler
 from handler.settings import REPO
+from tests.cases import BAD_INPUTS
 from tests.helpers import RunningComfy, assert_success_contract, child_env, free_port, post_json, rgba, wait_http
 
 pytestmark = pytest.mark.comfyui
@@ -95,18 +96,6 @@ def test_runsync_success(serve_api: str) -> None:
     assert status == 200 and body["status"] == "COMPLETED", body
     _, info = assert_success_contract(body["output"])
     assert info["seed"] == 5
-
-
-BAD_INPUTS: list[tuple[Any, str]] = [
-    ({}, "'prompt' is required"),
-    ({"prompt": ""}, "'prompt' must not be empty"),
-    ({"prompt": 42}, "'prompt' must be a string"),
-    ({"prompt": "x", "seed": "7"}, "'seed' must be an integer"),
-    ({"prompt": "x", "seed": True}, "'seed' must be an integer"),
-    ({"prompt": "x", "width": 1000, "height": 1000}, "size 1000x1000"),
-    ({"prompt": "x", "width": 1024}, "'height' is missing"),
-    ({"prompt": "x", "sampler": "euler"}, "unknown field 'sampler'"),
-]
 
 
 @pytest.mark.parametrize(("job_input", "words"), BAD_INPUTS)
