@@ -192,6 +192,8 @@ def download(session: requests.Session, url: str, part_path: Path, *, headers: M
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise DownloadError(f"{part_path} is being written by another fetch") from None
+        except OSError:  # a filesystem without locks (some network mounts): go on unlocked
+            log.debug("%s: no file lock on this filesystem", part_path)
         part = _Part(part_path, handle)
         for attempt in range(1, attempts + 1):
             try:

@@ -117,16 +117,20 @@ class Fetcher:
                 return Outcome(entry, "bad", f"{outcome.detail}; the file was not written by this fetch, "
                                              f"remove {path} to download it again")
             return outcome
-        path.parent.mkdir(parents=True, exist_ok=True)
         part = path.with_name(path.name + ".part")
         failures = []
-        for number, source in enumerate(entry.sources):
-            if number and entry.sha256 is None:
-                part.unlink(missing_ok=True)  # unpinned: never join bytes from two sources
-            outcome = self._from(entry, source, path, part)
-            if outcome.status != "failed":
-                return outcome
-            failures.append(outcome.detail)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            for number, source in enumerate(entry.sources):
+                if number and entry.sha256 is None:
+                    part.unlink(missing_ok=True)  # unpinned: never join bytes from two sources
+                outcome = self._from(entry, source, path, part)
+                if outcome.status != "failed":
+                    return outcome
+                failures.append(outcome.detail)
+        except OSError as exc:  # the local disk, not a source: another URL would not help
+            log.error("%s: cannot write %s: %s", entry.label, part, exc.strerror or exc)
+            return Outcome(entry, "failed", f"cannot write {part}: {exc.strerror or exc}")
         return Outcome(entry, "failed", " | ".join(failures))
 
     def _from(self, entry: ModelFile, source: Source, path: Path, part: Path) -> Outcome:

@@ -384,6 +384,17 @@ def test_next_url_is_tried_when_one_fails(server: FileServer, tmp_path: Path) ->
         ("gone.bin", f"Bearer {TOKEN}"), ("html.bin", f"Bearer {TOKEN}"), ("mirror.bin", "Bearer hf-other")]
 
 
+def test_local_write_errors_fail_without_trying_other_urls(server: FileServer, tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    body = blob(24)
+    server.files["w.bin"] = Served(body)
+    (tmp_path / "layer_model").write_text("a file where the folder should be")
+    path = manifest(tmp_path, entry("w.bin", body, [server.url("w.bin"), server.url("w.bin")]))
+    assert run("fetch", path, tmp_path) == 1
+    assert "FAILED    layer_model/w.bin: cannot write" in capsys.readouterr().out
+    assert server.seen == []
+
+
 def test_announced_size_mismatch_fails_before_the_body(server: FileServer, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture[str]) -> None:
     body = blob(22)
@@ -418,3 +429,16 @@ def test_the_shipped_manifest_loads() -> None:
     assert jugg.sources[0].url == "https://civitai.com/api/download/models/198530"
     assert jugg.sources[0].auth == "civitai"
     assert all(entry.sha256 for entry in entries.values())
+
+
+def test_terminal_progress_bar(server: FileServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    body = blob(25)
+    server.files["bar.bin"] = Served(body)
+    [spec] = load(manifest(tmp_path, entry("bar.bin", body, [server.url("bar.bin")])))
+    fetcher = models.Fetcher(tmp_path, {}, timeout_s=5, attempts=1, bar=True)
+    try:
+        assert fetcher.fetch(spec).status == "fetched"
+    finally:
+        fetcher.close()
+    assert (tmp_path / "layer_model" / "bar.bin").read_bytes() == body
+    assert "bar.bin" in capsys.readouterr().err  # tqdm draws on stderr
