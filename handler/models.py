@@ -87,7 +87,7 @@ def verify(entry: ModelFile, dest: Path) -> Outcome:
         return Outcome(entry, "bad", problem)
     if entry.sha256 is None:
         return Outcome(entry, "unpinned", _pin_hint(digest, size))
-    return Outcome(entry, "ok", "verified")
+    return Outcome(entry, "ok", f"verified, {size} bytes")
 
 
 def _auth_help(source: Source, sent: bool) -> str:

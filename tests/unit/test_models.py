@@ -350,7 +350,7 @@ def test_check_reports_missing_and_corrupt_files(tmp_path: Path, capsys: pytest.
     (dest / "layer_model" / "short.bin").write_bytes(short[:1000])
     assert run("check", path, dest) == 1
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "OK        checkpoints/ok.bin: verified"
+    assert lines[0] == f"OK        checkpoints/ok.bin: verified, {len(ok)} bytes"
     assert lines[1] == "MISSING   layer_model/missing.bin"
     assert lines[2].startswith(f"BAD       layer_model/corrupt.bin: sha256 mismatch: expected {sha(corrupt)}, got ")
     assert lines[3] == f"BAD       layer_model/short.bin: size mismatch: expected {len(short)} bytes, got 1000"
