@@ -35,7 +35,8 @@ class Spec:
     parse: Callable[[str], Any]
     doc: str
     unit: str = ""
-    secret: bool = False  # never printed (repr, --get)
+    # A credential: never echoed in errors, hidden from repr and from ``--get``.
+    secret: bool = False
 
 
 def _bool(raw: str) -> bool:
@@ -106,7 +107,7 @@ def _host(raw: str) -> str:
     return value
 
 
-def _token(raw: str) -> str | None:
+def _serve_token(raw: str) -> str | None:
     value = raw.strip()
     if not value:
         return None
@@ -123,6 +124,13 @@ def _days(raw: str) -> float:
         raise ValueError(message) from None
     if not 0 < value <= 3650:
         raise ValueError(message)
+    return value
+
+
+def _token(raw: str) -> str:
+    value = raw.strip()
+    if not all(33 <= ord(char) <= 126 for char in value):
+        raise ValueError("expected a token of printable ASCII characters without spaces")
     return value
 
 
@@ -159,7 +167,7 @@ SPECS: tuple[Spec, ...] = (
          "Local alpha API (`./bootstrap.sh serve`): address to bind. Anything but loopback exposes it; "
          "set `ALPHA_SERVE_TOKEN` then."),
     Spec("serve_port", "ALPHA_SERVE_PORT", "7861", _int_range(1, 65535), "Local alpha API: port."),
-    Spec("serve_token", "ALPHA_SERVE_TOKEN", "", _token,
+    Spec("serve_token", "ALPHA_SERVE_TOKEN", "", _serve_token,
          "Local alpha API: when set, every request needs `Authorization: Bearer <token>` (401 otherwise).",
          secret=True),
     Spec("serve_dir", "ALPHA_SERVE_DIR", "", _optional_path,
@@ -178,6 +186,24 @@ SPECS: tuple[Spec, ...] = (
          "Test mode: sampler steps, applied after the request is validated.", "steps"),
     Spec("test_size", "ALPHA_TEST_SIZE", "256", _int_range(64, 2048, 64),
          "Test mode: longest image side, applied after the request is validated.", "px"),
+    Spec("fetch_timeout_s", "ALPHA_FETCH_TIMEOUT_S", "60", _seconds,
+         "Model fetcher (`python -m handler.models`): deadline for connecting and for each read of a download.",
+         "s"),
+    Spec("fetch_attempts", "ALPHA_FETCH_ATTEMPTS", "5", _int_range(1, 20),
+         "Model fetcher: attempts per source URL on connection errors, HTTP 5xx/429 and cut-off bodies "
+         "(exponential backoff between them); each attempt resumes the partial file."),
+    Spec("civitai_token", "CIVITAI_TOKEN", "", _token,
+         "Model fetcher: CivitAI API token, sent as `Authorization: Bearer` to manifest sources with "
+         "`auth: civitai`. Optional for public models. Never logged.", secret=True),
+    Spec("civitai_token_file", "CIVITAI_TOKEN_FILE", "", _optional_path,
+         "Model fetcher: file holding the CivitAI token (e.g. a BuildKit secret, `/run/secrets/civitai_token`); "
+         "used when `CIVITAI_TOKEN` is empty; a missing file means no token."),
+    Spec("hf_token", "HF_TOKEN", "", _token,
+         "Model fetcher: Hugging Face token, sent to manifest sources with `auth: huggingface`. Optional for "
+         "public repositories. Never logged.", secret=True),
+    Spec("hf_token_file", "HF_TOKEN_FILE", "", _optional_path,
+         "Model fetcher: file holding the Hugging Face token (e.g. `/run/secrets/hf_token`); used when "
+         "`HF_TOKEN` is empty; a missing file means no token."),
 )
 
 
@@ -210,6 +236,12 @@ class Settings:
     test_models_cache: Path = _D["test_models_cache"]
     test_steps: int = _D["test_steps"]
     test_size: int = _D["test_size"]
+    fetch_timeout_s: float = _D["fetch_timeout_s"]
+    fetch_attempts: int = _D["fetch_attempts"]
+    civitai_token: str = dataclasses.field(default=_D["civitai_token"], repr=False)
+    civitai_token_file: Path | None = _D["civitai_token_file"]
+    hf_token: str = dataclasses.field(default=_D["hf_token"], repr=False)
+    hf_token_file: Path | None = _D["hf_token_file"]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -220,7 +252,8 @@ class Settings:
             try:
                 values[spec.field] = spec.parse(raw)
             except ValueError as exc:
-                raise SettingsError(f"{spec.env}={raw!r}: {exc}") from None
+                shown = "<hidden>" if spec.secret else repr(raw)
+                raise SettingsError(f"{spec.env}={shown}: {exc}") from None
         return cls(**values)
 
     @property
@@ -299,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_or_exit()
     if args.get:
         if any(spec.secret and spec.field == args.get for spec in SPECS):
-            sys.stderr.write(f"{args.get} is a secret and is not printed\n")
+            sys.stderr.write(f"{args.get} is a secret; it is not printed\n")
             return 1
         value = getattr(settings, args.get, None)
         if value is None and not hasattr(settings, args.get):

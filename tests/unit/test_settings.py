@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from handler.settings import REPO, SPECS, Settings, SettingsError, markdown_table
+from handler.settings import REPO, SPECS, Settings, SettingsError, main, markdown_table
 
 
 def test_fields_match_specs_and_defaults() -> None:
@@ -47,11 +47,25 @@ def test_round_trip_through_env() -> None:
     ("ALPHA_TEST_SIZE", "100"), ("ALPHA_LOG_LEVEL", "LOUD"), ("ALPHA_WORKFLOW", " "),
     ("ALPHA_SERVE_HOST", "example.com"), ("ALPHA_SERVE_TOKEN", "short"), ("ALPHA_SERVE_TOKEN", "has a space in it!!"),
     ("ALPHA_SERVE_MAX_AGE_DAYS", "-1"), ("ALPHA_SERVE_MAX_FILES", "0"), ("ALPHA_SERVE_MAX_BODY_BYTES", "10"),
+    ("ALPHA_FETCH_ATTEMPTS", "0"), ("CIVITAI_TOKEN", "two words"),
 ])
 def test_bad_values_name_the_variable(env: str, value: str) -> None:
     with pytest.raises(SettingsError, match=f"^{env}=.*: expected ") as caught:
         Settings.from_env({env: value})
     assert "invalid literal" not in str(caught.value)
+
+
+def test_tokens_stay_secret(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    s = Settings.from_env({"CIVITAI_TOKEN": " civ-secret-1 ", "HF_TOKEN_FILE": "/run/secrets/hf_token"})
+    assert s.civitai_token == "civ-secret-1" and s.hf_token == "" and s.hf_token_file == Path("/run/secrets/hf_token")
+    assert "civ-secret-1" not in repr(s) and "hf_token_file=" in repr(s)
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({"HF_TOKEN": "hf-secret-2 extra"})
+    assert str(caught.value).startswith("HF_TOKEN=<hidden>: expected") and "secret-2" not in str(caught.value)
+    monkeypatch.setenv("CIVITAI_TOKEN", "civ-secret-3")
+    assert main(["--get", "civitai_token"]) == 1
+    out, err = capsys.readouterr()
+    assert "civ-secret-3" not in out + err and "is a secret" in err
 
 
 def test_deployment_md_holds_the_generated_table() -> None:
