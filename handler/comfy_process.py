@@ -84,11 +84,23 @@ class ComfyProcess:
         # Always written, even for ComfyUI's own models/: stock ComfyUI does not know the layer_model folder,
         # so without this it could not list it (GET /models/layer_model, the readiness check). is_default puts
         # these folders first, so ComfyUI-layerdiffuse's layer_model root is ours.
-        models = self.settings.effective_models_dir or self.settings.comfyui_dir / "models"
-        lines = ["alpha:", f"  base_path: {models}", "  is_default: true"]
-        lines += [f"  {folder}: {folder}" for folder in MODEL_FOLDERS]
-        (runtime / "extra_model_paths.yaml").write_text("\n".join(lines) + "\n")
+        (runtime / "extra_model_paths.yaml").write_text(self.model_paths_yaml())
         return runtime
+
+    def model_paths_yaml(self) -> str:
+        """ComfyUI's extra model paths: our models folder, and a network volume's when one is mounted.
+        Each is_default section goes to the front, so the one written last is searched first; the volume
+        wins because ComfyUI-layerdiffuse only looks in the first layer_model folder."""
+        models = self.settings.effective_models_dir or self.settings.comfyui_dir / "models"
+        sections = [("alpha", models)]
+        volume = self.settings.volume_dir / "models"
+        if volume.is_dir():
+            sections.append(("runpod_volume", volume))
+        lines = []
+        for name, base in sections:
+            lines += [f"{name}:", f"  base_path: {base}", "  is_default: true"]
+            lines += [f"  {folder}: {folder}" for folder in MODEL_FOLDERS]
+        return "\n".join(lines) + "\n"
 
     def start(self) -> None:
         if self.proc is not None:

@@ -124,6 +124,13 @@ class Generator:
                   info["timings_ms"]["total"], len(png), stats.alpha_mean, stats.transparent * 100)
         return Result(png=png, filename=f"alpha_{key}.png", info=info)
 
+    def warm_up(self) -> Result:
+        """One job through the core: the production workflow at ALPHA_WARMUP_STEPS (test mode: its own steps
+        and size). It loads every model and warms the kernels, so the first real job does not pay for it."""
+        workflow = self.workflow.with_input("alpha:sampler", "steps", self.settings.warmup_steps)
+        warm = Generator(self.settings, workflow=workflow, client=self.client)
+        return warm.generate(Request(prompt="warm-up: a glass sphere", seed=0), job_id="warm-up")
+
     def _fetch(self, done: Completion, deadline: Deadline) -> bytes:
         node_id = self.workflow.node("alpha:output")
         images = (done.outputs.get(node_id) or {}).get("images") or []

@@ -151,6 +151,16 @@ SPECS: tuple[Spec, ...] = (
          "Models folder searched first (checkpoints/, layer_model/); empty means ComfyUI's own `models/`."),
     Spec("workflow", "ALPHA_WORKFLOW", str(REPO / "workflows" / "alpha_txt2img.json"), _path,
          "The API-format workflow every job runs."),
+    Spec("volume_dir", "ALPHA_VOLUME_DIR", "/runpod-volume", _path,
+         "Network volume; when `<volume>/models` exists, ComfyUI searches its `checkpoints/` and `layer_model/` "
+         "first (LayerDiffuse loads from the first `layer_model` folder)."),
+    Spec("gpu_preflight", "ALPHA_GPU_PREFLIGHT", "1", _bool,
+         "Check that CUDA works (a test computation) before starting ComfyUI; skipped when the device is `cpu`."),
+    Spec("warmup", "ALPHA_WARMUP", "1", _bool,
+         "Run one warm-up job (the production workflow at `ALPHA_WARMUP_STEPS`) before taking jobs, so the "
+         "first request does not pay for loading the models."),
+    Spec("warmup_steps", "ALPHA_WARMUP_STEPS", "4", _int_range(1, 150),
+         "Sampler steps of the warm-up job (test mode uses `ALPHA_TEST_STEPS`).", "steps"),
     Spec("job_timeout_s", "ALPHA_JOB_TIMEOUT_S", "300", _seconds,
          "Deadline for one job: queueing, execution and fetching the result. Keep it below RunPod's execution timeout.",
          "s"),
@@ -220,6 +230,10 @@ class Settings:
     device: str = _D["device"]
     models_dir: Path | None = _D["models_dir"]
     workflow: Path = _D["workflow"]
+    volume_dir: Path = _D["volume_dir"]
+    gpu_preflight: bool = _D["gpu_preflight"]
+    warmup: bool = _D["warmup"]
+    warmup_steps: int = _D["warmup_steps"]
     job_timeout_s: float = _D["job_timeout_s"]
     ready_timeout_s: float = _D["ready_timeout_s"]
     http_timeout_s: float = _D["http_timeout_s"]

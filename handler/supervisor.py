@@ -15,17 +15,35 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from types import FrameType
 
-from handler import logs, testmodels
+from handler import logs, readiness, testmodels
 from handler.comfy_process import ComfyProcess, die_with_parent
-from handler.errors import ComfyUnavailable
+from handler.errors import AlphaError, ComfyUnavailable, TransparencyError, WorkflowError
+from handler.generate import Generator
 from handler.settings import Settings, load_or_exit
 
 log = logging.getLogger("handler.supervisor")
 
 WORKER_STOP_S = 30.0
+GPU_CHECK_TIMEOUT_S = 120.0
 POLL_S = 0.5
+
+
+def gpu_preflight() -> None:
+    """Run handler.gpucheck in a child process (the supervisor never imports torch)."""
+    try:
+        result = subprocess.run([sys.executable, "-m", "handler.gpucheck"], capture_output=True, text=True,
+                                timeout=GPU_CHECK_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        raise ComfyUnavailable(f"GPU preflight did not finish within {GPU_CHECK_TIMEOUT_S:.0f} s (a hung driver?)"
+                               ) from None
+    if result.returncode != 0:
+        lines = (result.stderr or result.stdout).strip().splitlines() or [f"exit code {result.returncode}"]
+        reason = lines[-1].removeprefix("GPU preflight failed: ")  # the last line; a traceback ends in its cause
+        raise ComfyUnavailable(f"GPU preflight failed: {reason}")
+    log.info("%s", result.stdout.strip())
 
 
 def door_command(args: list[str]) -> list[str]:
@@ -46,18 +64,44 @@ class Supervisor:
         self.worker: subprocess.Popen[bytes] | None = None
         self.stopping = threading.Event()
         self.received: signal.Signals | None = None
+        self.generator: Generator | None = None
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self.received = signal.Signals(signum)
         self.stopping.set()
 
     def preflight(self) -> None:
+        """What must hold before ComfyUI starts: the workflow loads, the test models exist, CUDA works."""
         s = self.settings
+        self.generator = Generator(s)
         if s.test_models and s.models_dir is None:
             folder = testmodels.models_dir(s.test_models_cache)
             if not testmodels.is_complete(folder):
                 raise ComfyUnavailable(f"test models are missing in {folder}; run scripts/setup.sh "
                                        "(or python -m handler.testmodels)")
+        if s.gpu_preflight and s.effective_device == "cuda":
+            gpu_preflight()
+
+    def prepare(self) -> None:
+        """After ComfyUI is ready and before the worker starts: the workflow fits this ComfyUI and its
+        models are present, then a warm-up job. A worker that cannot serve never takes a job."""
+        assert self.generator is not None
+        result = readiness.check(self.generator.workflow, self.generator.client)
+        if not result.ready:
+            raise WorkflowError(f"the workflow {self.generator.workflow.name} cannot run on this ComfyUI: "
+                                + "; ".join(result.problems))
+        if not self.settings.warmup:
+            log.info("warm-up skipped (ALPHA_WARMUP=0): the first job loads the models")
+            return
+        started = time.monotonic()
+        try:
+            done = self.generator.warm_up()
+            execution = done.info["timings_ms"]["comfyui_execution"]
+            log.info("warm-up done in %d ms (ComfyUI execution %s ms)", (time.monotonic() - started) * 1000,
+                     execution)
+        except TransparencyError as exc:
+            # A few steps may legitimately give a flat alpha; the models are loaded all the same.
+            log.warning("warm-up done in %d ms, with a warning: %s", (time.monotonic() - started) * 1000, exc)
 
     def run(self) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -66,7 +110,9 @@ class Supervisor:
             self.preflight()
             self.comfy.start()
             self.comfy.wait_ready()
-        except ComfyUnavailable as exc:
+            if not self.stopping.is_set():
+                self.prepare()
+        except AlphaError as exc:
             log.error("cannot start: %s", exc)
             self.comfy.stop()
             return 1

@@ -20,8 +20,10 @@ pytestmark = pytest.mark.comfyui
 
 
 def start(settings: Settings, log: Path, *args: str) -> subprocess.Popen[bytes]:
+    # No GPU is visible, even on a GPU machine: the GPU preflight case must fail everywhere.
+    env = {**child_env(settings), "CUDA_VISIBLE_DEVICES": ""}
     with log.open("wb") as out:
-        return subprocess.Popen(["./bootstrap.sh", *args], cwd=REPO, env=child_env(settings), stdout=out,
+        return subprocess.Popen(["./bootstrap.sh", *args], cwd=REPO, env=env, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
 
@@ -54,6 +56,8 @@ def test_serves_runsync_then_stops_cleanly_on_sigterm(test_settings: Settings, t
         stop_group(proc)
     text = log.read_text()
     assert "ComfyUI ready on port" in text and "SIGTERM received" in text
+    # The warm-up ran before the worker started (the worker's first log line comes after it).
+    assert text.index("warm-up done in") < text.index("RunPod worker starting")
     assert "job accepted" in text and "job done in" in text
     # At the default log levels neither the prompt nor the image reaches the logs.
     assert "a lantern" not in text and "iVBOR" not in text
@@ -64,7 +68,9 @@ def test_serves_runsync_then_stops_cleanly_on_sigterm(test_settings: Settings, t
     ({"comfyui_args": ("--disable-all-custom-nodes",), "ready_timeout_s": 20.0},
      "not ready within 20 s: ComfyUI answers but has no LayeredDiffusionApply node"),
     # Not in test mode: there bootstrap.sh would first lay out ComfyUI (scripts/setup.sh).
-    ({"comfyui_dir": Path("/nonexistent/ComfyUI"), "test_models": False}, "no ComfyUI at /nonexistent/ComfyUI"),
+    ({"comfyui_dir": Path("/nonexistent/ComfyUI"), "test_models": False, "gpu_preflight": False},
+     "no ComfyUI at /nonexistent/ComfyUI"),
+    ({"device": "cuda"}, "cannot start: comfyui_unavailable: GPU preflight failed: CUDA is not usable"),
 ])
 def test_exits_nonzero_when_comfyui_cannot_start(test_settings: Settings, tmp_path: Path,
                                                  changes: dict[str, object], message: str) -> None:
@@ -138,3 +144,22 @@ def test_serve_takes_no_arguments(test_settings: Settings, tmp_path: Path) -> No
         stop_group(proc)
     assert "'serve' takes no arguments" in log.read_text()
     assert "starting ComfyUI" not in log.read_text(), "refused before starting anything"
+
+
+def test_refuses_to_start_with_a_workflow_this_comfyui_cannot_run(test_settings: Settings, tmp_path: Path) -> None:
+    graph = json.loads(test_settings.workflow.read_text())
+    loader = next(i for i, n in graph.items() if n["class_type"] == "CheckpointLoaderSimple")
+    graph[loader]["inputs"]["ckpt_name"] = "juggernautXL_v9.safetensors"
+    variant = tmp_path / "variant.json"
+    variant.write_text(json.dumps(graph))
+    settings = test_settings.replace(comfyui_port=free_port(), output_dir=tmp_path / "output", workflow=variant)
+    log = tmp_path / "bootstrap.log"
+    proc = start(settings, log, "--rp_serve_api")
+    try:
+        assert proc.wait(120) == 1
+    finally:
+        stop_group(proc)
+    text = log.read_text()
+    assert ("cannot start: invalid_workflow: the workflow variant cannot run on this ComfyUI: node "
+            f"{loader} (CheckpointLoaderSimple): ckpt_name 'juggernautXL_v9.safetensors' is not available") in text
+    assert "warm-up" not in text and "RunPod worker starting" not in text

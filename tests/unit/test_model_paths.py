@@ -1,0 +1,31 @@
+"""The extra model paths the process owner gives ComfyUI: our folder, and a network volume's first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from handler.comfy_process import MODEL_FOLDERS, ComfyProcess
+from handler.settings import Settings
+
+
+def sections(text: str) -> list[str]:
+    return [line.rstrip(":") for line in text.splitlines() if not line.startswith(" ")]
+
+
+def test_own_models_only_without_a_volume(tmp_path: Path) -> None:
+    settings = Settings(comfyui_dir=tmp_path / "comfy", volume_dir=tmp_path / "no-volume")
+    text = ComfyProcess(settings).model_paths_yaml()
+    assert sections(text) == ["alpha"]
+    assert f"  base_path: {tmp_path / 'comfy' / 'models'}" in text
+    assert all(f"  {folder}: {folder}" in text for folder in ("checkpoints", "layer_model"))
+
+
+def test_a_mounted_volume_is_searched_first(tmp_path: Path) -> None:
+    (tmp_path / "volume" / "models").mkdir(parents=True)
+    settings = Settings(comfyui_dir=tmp_path / "comfy", volume_dir=tmp_path / "volume", models_dir=tmp_path / "m")
+    text = ComfyProcess(settings).model_paths_yaml()
+    # ComfyUI puts each is_default section in front of the earlier ones: the last one written wins.
+    assert sections(text) == ["alpha", "runpod_volume"]
+    volume = text.split("runpod_volume:\n", 1)[1]
+    assert volume.splitlines()[:2] == [f"  base_path: {tmp_path / 'volume' / 'models'}", "  is_default: true"]
+    assert {"checkpoints", "layer_model"} <= set(MODEL_FOLDERS)
