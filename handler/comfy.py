@@ -140,6 +140,13 @@ class ComfyClient:
         entry = info.get(class_type) if isinstance(info, dict) else None
         return entry if isinstance(entry, dict) else None
 
+    def all_object_info(self, deadline: Deadline | None = None) -> dict[str, Any]:
+        """Every node class's definition, by class name."""
+        info = self._json("GET", "/object_info", deadline)
+        if not isinstance(info, dict):
+            raise ComfyUnavailable("ComfyUI answered GET /object_info with something other than an object")
+        return info
+
     def has_node(self, class_type: str, deadline: Deadline | None = None) -> bool:
         return self.object_info(class_type, deadline) is not None
 

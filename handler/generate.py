@@ -13,10 +13,10 @@ from typing import Any
 from handler import __version__
 from handler.comfy import ComfyClient, Completion, ProgressCallback
 from handler.deadline import Deadline
-from handler.errors import JobTimeout, OutputError
+from handler.errors import InputError, JobTimeout, OutputError, WorkflowError
 from handler.logs import JobLog
 from handler.png import check_rgba
-from handler.request import MAX_SEED, Request
+from handler.request import MAX_SEED, Request, check_size
 from handler.settings import Settings
 from handler.workflow import Workflow
 
@@ -43,8 +43,34 @@ class Generator:
                  client: ComfyClient | None = None) -> None:
         self.settings = settings
         self.workflow = workflow or Workflow.load(settings.workflow)
+        # The workflows a request may name (ALPHA_WORKFLOW_ALLOWLIST), by name; loading checks each one.
+        self.allowed: dict[str, Workflow] = {}
+        for path in settings.workflow_allowlist:
+            loaded = self.workflow if path == settings.workflow and workflow is None else Workflow.load(path)
+            if self.allowed.setdefault(loaded.name, loaded) is not loaded:
+                raise WorkflowError(f"two allowlisted workflows are named {loaded.name}; names must be unique")
         self.client = client or ComfyClient(settings.comfyui_url, http_timeout_s=settings.http_timeout_s)
         self._versions: dict[str, Any] | None = None
+
+    @property
+    def workflows(self) -> list[Workflow]:
+        """Every workflow this generator may run: the production one first."""
+        return [self.workflow, *(w for w in self.allowed.values() if w is not self.workflow)]
+
+    def pick(self, request: Request) -> Workflow:
+        """The request's workflow, checked: its name is allowlisted and its size is one the workflow allows."""
+        workflow = self.workflow
+        if request.workflow is not None:
+            if not self.allowed:
+                raise InputError("'workflow' is not enabled on this worker (ALPHA_WORKFLOW_ALLOWLIST is empty); "
+                                 "omit it to use the production workflow", field="workflow")
+            if request.workflow not in self.allowed:
+                raise InputError(f"unknown workflow '{request.workflow}'; allowed: {', '.join(self.allowed)}",
+                                 field="workflow")
+            workflow = self.allowed[request.workflow]
+        if request.width is not None and request.height is not None:
+            check_size(request.width, request.height, workflow.sizes)
+        return workflow
 
     def versions(self, deadline: Deadline | None = None) -> dict[str, Any]:
         """Handler, ComfyUI, PyTorch and custom-node versions; read once, then cached."""
@@ -66,21 +92,22 @@ class Generator:
         for a thread counts); by default it starts now, with the job timeout setting."""
         jlog = JobLog(log, job_id)
         deadline = deadline or Deadline(self.settings.job_timeout_s)
+        workflow = self.pick(request)
         if deadline.expired():
             raise JobTimeout(f"the deadline of {deadline.seconds:.0f} s passed before the job could start")
         seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
-        width = request.width or int(self.workflow.defaults["width"])
-        height = request.height or int(self.workflow.defaults["height"])
+        width = request.width or int(workflow.defaults["width"])
+        height = request.height or int(workflow.defaults["height"])
         run_width, run_height, steps = width, height, None
         if self.settings.test_models:
             # Only after the request was validated exactly as in production.
             run_width, run_height = test_size(width, height, self.settings.test_size)
             steps = self.settings.test_steps
         key = uuid.uuid4().hex
-        graph = self.workflow.apply(prompt=request.prompt, negative_prompt=request.negative_prompt, seed=seed,
+        graph = workflow.apply(prompt=request.prompt, negative_prompt=request.negative_prompt, seed=seed,
                                     width=run_width, height=run_height, filename_prefix=f"alpha_{key}",
                                     steps=steps)
-        jlog.info("job accepted: seed %d, %dx%d, workflow %s", seed, width, height, self.workflow.name)
+        jlog.info("job accepted: seed %d, %dx%d, workflow %s", seed, width, height, workflow.name)
         jlog.debug("prompt %r, negative prompt %r", request.prompt, request.negative_prompt)
 
         client_id = self.client.new_client_id()
@@ -100,14 +127,14 @@ class Generator:
         jlog.info("prompt %s finished: execution %s ms, wait %d ms", prompt_id, done.execution_ms,
                   int((ran - submitted) * 1000))
 
-        png = self._fetch(done, deadline)
+        png = self._fetch(workflow, done, deadline)
         stats = check_rgba(png)
         fetched = time.monotonic()
         info: dict[str, Any] = {
             "seed": seed,
             "width": width,
             "height": height,
-            "workflow": {"name": self.workflow.name, "sha256": self.workflow.sha256},
+            "workflow": {"name": workflow.name, "sha256": workflow.sha256},
             "prompt_id": prompt_id,
             "alpha": stats.as_dict(),
             "timings_ms": {
@@ -131,8 +158,8 @@ class Generator:
         warm = Generator(self.settings, workflow=workflow, client=self.client)
         return warm.generate(Request(prompt="warm-up: a glass sphere", seed=0), job_id="warm-up")
 
-    def _fetch(self, done: Completion, deadline: Deadline) -> bytes:
-        node_id = self.workflow.node("alpha:output")
+    def _fetch(self, workflow: Workflow, done: Completion, deadline: Deadline) -> bytes:
+        node_id = workflow.node("alpha:output")
         images = (done.outputs.get(node_id) or {}).get("images") or []
         if len(images) != 1:
             raise OutputError(f"the output node {node_id} produced {len(images)} images, expected 1")

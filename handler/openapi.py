@@ -3,6 +3,7 @@ schema, the file-name pattern, the error codes and their statuses), so it cannot
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from handler import __version__, errors
@@ -49,7 +50,9 @@ def _codes_with(status: int) -> str:
     return ", ".join(f"`{c}`" for c in error_codes() if status_for(c) == status)
 
 
-def document(*, token_required: bool) -> dict[str, Any]:
+def document(*, token_required: bool, sizes: Sequence[tuple[int, int]],
+             workflows: Sequence[str] = ()) -> dict[str, Any]:
+    body = {"required": True, "content": {"application/json": {"schema": input_schema(sizes, workflows)}}}
     common = {"401": _error("A token is configured and the request did not carry it (`unauthorized`).")}
     file_param = {"name": "filename", "in": "path", "required": True,
                   "schema": {"type": "string", "pattern": f"^{NAME.pattern}$"}}
@@ -64,7 +67,7 @@ def document(*, token_required: bool) -> dict[str, Any]:
         "paths": {
             f"{PREFIX}/txt2img": {"post": {
                 "summary": "Generate a transparent PNG from a prompt",
-                "requestBody": {"required": True, "content": {"application/json": {"schema": input_schema()}}},
+                "requestBody": body,
                 "operationId": "txt2img",
                 "responses": {
                     "200": {**_json("The image was written; fetch it from `url`.", "Txt2ImgResult"),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,12 +11,8 @@ from handler.errors import InputError
 
 MAX_PROMPT_CHARS = 2000
 MAX_SEED = 2**53 - 1  # the largest integer every JSON client represents exactly
-# SDXL's trained resolutions (about one megapixel, multiples of 64), as (width, height).
-SDXL_SIZES: tuple[tuple[int, int], ...] = (
-    (1024, 1024), (1152, 896), (896, 1152), (1216, 832), (832, 1216),
-    (1344, 768), (768, 1344), (1536, 640), (640, 1536),
-)
-FIELDS = ("prompt", "negative_prompt", "seed", "width", "height")
+FIELDS = ("prompt", "negative_prompt", "seed", "width", "height", "workflow")
+WORKFLOW_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 def _kind(value: Any) -> str:
@@ -62,8 +59,15 @@ def _integer(data: Mapping[str, Any], field: str, low: int, high: int) -> int | 
     return value
 
 
-def size_list(sizes: tuple[tuple[int, int], ...] = SDXL_SIZES) -> str:
+def size_list(sizes: Sequence[tuple[int, int]]) -> str:
     return ", ".join(f"{w}x{h}" for w, h in sizes)
+
+
+def check_size(width: int, height: int, sizes: Sequence[tuple[int, int]]) -> None:
+    """The workflow declares its sizes (``alpha_sizes``); anything else is the client's error."""
+    if (width, height) not in sizes:
+        raise InputError(f"size {width}x{height} ('width' x 'height') is not allowed; allowed sizes: "
+                         f"{size_list(sizes)}", field="width")
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ class Request:
     seed: int | None = None
     width: int | None = None
     height: int | None = None
+    workflow: str | None = None
 
     @classmethod
     def parse(cls, data: Any) -> Request:
@@ -93,31 +98,36 @@ class Request:
             missing = "height" if height is None else "width"
             raise InputError(f"'width' and 'height' must be given together; '{missing}' is missing",
                              field=missing)
-        if width is not None and (width, height) not in SDXL_SIZES:
-            raise InputError(f"size {width}x{height} ('width' x 'height') is not allowed; allowed sizes: {size_list()}",
-                             field="width")
-        return cls(prompt=prompt, negative_prompt=negative, seed=seed, width=width, height=height)
+        workflow = data.get("workflow")
+        if "workflow" in data and not (isinstance(workflow, str) and WORKFLOW_NAME.fullmatch(workflow)):
+            raise InputError("'workflow' must be a workflow name (letters, digits, '_', '-', '.'), got "
+                             f"{_kind(workflow) if not isinstance(workflow, str) else repr(workflow[:80])}",
+                             field="workflow")
+        return cls(prompt=prompt, negative_prompt=negative, seed=seed, width=width, height=height,
+                   workflow=workflow)
 
 
-def input_schema() -> dict[str, Any]:
+def input_schema(sizes: Sequence[tuple[int, int]], workflows: Sequence[str] = ()) -> dict[str, Any]:
     """JSON Schema of the job input, for the OpenAPI document. Rules a schema cannot say (a non-blank
     prompt, no NUL, an allowed width x height pair) are in the descriptions and answered with 400."""
     text = {"type": "string", "maxLength": MAX_PROMPT_CHARS}
-    widths = sorted({w for w, _ in SDXL_SIZES})
-    heights = sorted({h for _, h in SDXL_SIZES})
+    properties: dict[str, Any] = {
+        "prompt": {**text, "minLength": 1, "description": "What to draw; must not be blank."},
+        "negative_prompt": {**text, "description": "What to avoid; omitted means the workflow's default."},
+        "seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED,
+                 "description": "Sampler seed; omitted means a random seed, reported in `info.seed`."},
+        "width": {"type": "integer", "enum": sorted({w for w, _ in sizes}),
+                  "description": f"Given together with `height`, as one of: {size_list(sizes)}."},
+        "height": {"type": "integer", "enum": sorted({h for _, h in sizes}),
+                   "description": "Given together with `width`."},
+    }
+    if workflows:
+        properties["workflow"] = {"type": "string", "enum": list(workflows),
+                                  "description": "A named workflow; omitted means the production one."}
     return {
         "type": "object",
         "additionalProperties": False,
         "required": ["prompt"],
-        "properties": {
-            "prompt": {**text, "minLength": 1, "description": "What to draw; must not be blank."},
-            "negative_prompt": {**text, "description": "What to avoid; omitted means the workflow's default."},
-            "seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED,
-                     "description": "Sampler seed; omitted means a random seed, reported in `info.seed`."},
-            "width": {"type": "integer", "enum": widths,
-                      "description": f"Given together with `height`, as one of: {size_list()}."},
-            "height": {"type": "integer", "enum": heights,
-                       "description": "Given together with `width`."},
-        },
+        "properties": properties,
         "dependentRequired": {"width": ["height"], "height": ["width"]},
     }

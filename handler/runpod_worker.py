@@ -12,15 +12,16 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from handler import logs
+from handler import logs, readiness
 from handler.comfy_process import wait_for_comfyui
-from handler.errors import AlphaError, error_body
+from handler.errors import AlphaError, WorkflowError, error_body
 from handler.generate import Generator
 from handler.logs import JobLog
 from handler.request import Request
 from handler.settings import load_or_exit
 
 log = logging.getLogger(__name__)
+READY_CHECK_TIMEOUT_S = 30.0
 
 
 def error_output(exc: AlphaError) -> dict[str, Any]:
@@ -64,6 +65,10 @@ def main() -> int:
     try:
         generator = Generator(settings)
         wait_for_comfyui(generator.client, settings.ready_timeout_s)
+        # Refuse to take jobs with a workflow this ComfyUI cannot run, rather than fail the first job.
+        result = readiness.check(generator.workflows, generator.client, READY_CHECK_TIMEOUT_S)
+        if not result.ready:
+            raise WorkflowError("the workflow cannot run on this ComfyUI: " + "; ".join(result.problems))
     except AlphaError as exc:
         log.error("worker not started: %s", exc)
         return 1

@@ -167,14 +167,16 @@ async def file(request: web.Request) -> web.Response:
 
 async def health(request: web.Request) -> web.Response:
     generator = request.app[GENERATOR]
-    result = await in_thread(lambda: readiness.check(generator.workflow, generator.client, HEALTH_TIMEOUT_S))
+    result = await in_thread(lambda: readiness.check(generator.workflows, generator.client, HEALTH_TIMEOUT_S))
     body = {"status": "ready" if result.ready else "not_ready", "problems": result.problems, "checks": result.checks}
     return web.json_response(body, status=200 if result.ready else 503)
 
 
 async def openapi_document(request: web.Request) -> web.Response:
-    token = request.app[GENERATOR].settings.serve_token
-    return web.json_response(openapi.document(token_required=token is not None))
+    generator = request.app[GENERATOR]
+    sizes = list(dict.fromkeys(size for workflow in generator.workflows for size in workflow.sizes))
+    return web.json_response(openapi.document(token_required=generator.settings.serve_token is not None,
+                                              sizes=sizes, workflows=list(generator.allowed)))
 
 
 @web.middleware

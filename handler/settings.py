@@ -93,6 +93,23 @@ def _optional_path(raw: str) -> Path | None:
     return _path(raw) if raw.strip() else None
 
 
+WORKFLOWS = REPO / "workflows"
+
+
+def _workflow(raw: str) -> Path:
+    """A bare name means ``workflows/<name>.json``; anything with a slash or a .json suffix is a path."""
+    value = raw.strip()
+    if not value:
+        raise ValueError("expected a workflow name or path")
+    if "/" not in value and not value.endswith(".json"):
+        return WORKFLOWS / f"{value}.json"
+    return _path(value)
+
+
+def _workflows(raw: str) -> tuple[Path, ...]:
+    return tuple(_workflow(part) for part in raw.split(",") if part.strip())
+
+
 def _args(raw: str) -> tuple[str, ...]:
     return tuple(shlex.split(raw))
 
@@ -149,8 +166,12 @@ SPECS: tuple[Spec, ...] = (
          "`cuda` or `cpu`; empty means `cpu` with test models and `cuda` otherwise."),
     Spec("models_dir", "ALPHA_MODELS_DIR", "", _optional_path,
          "Models folder searched first (checkpoints/, layer_model/); empty means ComfyUI's own `models/`."),
-    Spec("workflow", "ALPHA_WORKFLOW", str(REPO / "workflows" / "alpha_txt2img.json"), _path,
-         "The API-format workflow every job runs."),
+    Spec("workflow", "ALPHA_WORKFLOW", "alpha_txt2img", _workflow,
+         "The production workflow: a name in `workflows/` (e.g. `alpha_txt2img_conv`) or a path to an API-format "
+         "JSON file."),
+    Spec("workflow_allowlist", "ALPHA_WORKFLOW_ALLOWLIST", "", _workflows,
+         "Workflows a request may pick with its `workflow` input (comma-separated names or paths); empty turns "
+         "the `workflow` input off."),
     Spec("volume_dir", "ALPHA_VOLUME_DIR", "/runpod-volume", _path,
          "Network volume; when `<volume>/models` exists, ComfyUI searches its `checkpoints/` and `layer_model/` "
          "first (LayerDiffuse loads from the first `layer_model` folder)."),
@@ -230,6 +251,7 @@ class Settings:
     device: str = _D["device"]
     models_dir: Path | None = _D["models_dir"]
     workflow: Path = _D["workflow"]
+    workflow_allowlist: tuple[Path, ...] = _D["workflow_allowlist"]
     volume_dir: Path = _D["volume_dir"]
     gpu_preflight: bool = _D["gpu_preflight"]
     warmup: bool = _D["warmup"]
@@ -309,6 +331,8 @@ class Settings:
             value = getattr(self, spec.field)
             if isinstance(value, bool):
                 env[spec.env] = "1" if value else "0"
+            elif isinstance(value, tuple) and all(isinstance(v, Path) for v in value):
+                env[spec.env] = ",".join(str(v) for v in value)
             elif isinstance(value, tuple):
                 env[spec.env] = shlex.join(value)
             else:

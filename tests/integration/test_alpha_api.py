@@ -109,9 +109,9 @@ def test_health_names_a_missing_checkpoint(comfy: RunningComfy, tmp_path: Path) 
     with serve(comfy.settings, workflow=path, serve_dir=tmp_path / "served") as server:
         body = http("GET", f"{server.url}/alpha/v1/health").json()
     assert body["status"] == "not_ready"
-    assert body["problems"] == [f"node {loader} (CheckpointLoaderSimple): ckpt_name 'juggernautXL_v9.safetensors' is "
-                                "not available in ComfyUI (a missing model file, or a value this version does not "
-                                "have)"]
+    assert body["problems"] == [f"alpha_txt2img: node {loader} (CheckpointLoaderSimple): ckpt_name "
+                                "'juggernautXL_v9.safetensors' is not available in ComfyUI (is the model file "
+                                "missing?); did you mean 'juggernautXL_version6Rundiffusion.safetensors'?"]
 
 
 def test_concurrent_requests_queue_while_the_loop_keeps_answering(api: ServerThread) -> None:

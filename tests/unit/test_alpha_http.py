@@ -19,7 +19,7 @@ from handler import openapi
 from handler.errors import AlphaError
 from handler.generate import Generator
 from handler.pngstore import PngStore
-from handler.server import STORE, create_app
+from handler.server import GENERATOR, STORE, create_app
 from handler.settings import REPO, Settings
 from tests.helpers import Reply, ServerThread, free_port, http, raw_get
 
@@ -210,7 +210,8 @@ def test_token_guards_every_endpoint(tmp_path: Path) -> None:
 
 def test_openapi_document_matches_the_routes(server: ServerThread) -> None:
     doc = http("GET", f"{server.url}/alpha/v1/openapi.json").json()
-    assert doc == json.loads(json.dumps(openapi.document(token_required=False)))
+    sizes = server.app[GENERATOR].workflow.sizes
+    assert doc == json.loads(json.dumps(openapi.document(token_required=False, sizes=sizes)))
     routes = {(r.resource.canonical, r.method.lower()) for r in server.app.router.routes()  # type: ignore[union-attr]
               if r.method != "*"}
     documented = {(path, method) for path, ops in doc["paths"].items() for method in ops}
@@ -218,6 +219,8 @@ def test_openapi_document_matches_the_routes(server: ServerThread) -> None:
     assert set(doc["components"]["schemas"]["Error"]["properties"]["code"]["enum"]) == set(openapi.error_codes())
     schema = doc["paths"]["/alpha/v1/txt2img"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert set(schema["properties"]) == {"prompt", "negative_prompt", "seed", "width", "height"}
+    assert {(w, h) for w in schema["properties"]["width"]["enum"] for h in schema["properties"]["height"]["enum"]
+            } >= set(sizes)
 
 
 def test_every_error_code_and_its_status_is_documented() -> None:

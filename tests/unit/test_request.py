@@ -7,7 +7,11 @@ from typing import Any
 import pytest
 
 from handler.errors import InputError
-from handler.request import MAX_SEED, SDXL_SIZES, Request
+from handler.request import MAX_SEED, Request, check_size
+from handler.settings import Settings
+from handler.workflow import Workflow
+
+SIZES = Workflow.load(Settings().workflow).sizes
 
 
 def test_minimal_input() -> None:
@@ -19,11 +23,26 @@ def test_full_input() -> None:
     assert request == Request("cat", "", MAX_SEED, 832, 1216)
 
 
-@pytest.mark.parametrize("size", SDXL_SIZES)
-def test_every_allowed_size(size: tuple[int, int]) -> None:
+@pytest.mark.parametrize("size", SIZES)
+def test_every_size_the_production_workflow_allows(size: tuple[int, int]) -> None:
     request = Request.parse({"prompt": "x", "width": size[0], "height": size[1]})
     assert (request.width, request.height) == size
+    check_size(size[0], size[1], SIZES)
     assert size[0] % 64 == 0 and size[1] % 64 == 0
+
+
+def test_the_production_sizes_are_sdxl_buckets() -> None:
+    assert len(SIZES) == 9 and (1024, 1024) in SIZES
+    assert all(abs(w * h - 1024 * 1024) <= 0.07 * 1024 * 1024 for w, h in SIZES), "about one megapixel each"
+
+
+@pytest.mark.parametrize("size", [(1000, 1000), (512, 512), (1024, 768)])
+def test_sizes_the_workflow_does_not_declare(size: tuple[int, int]) -> None:
+    Request.parse({"prompt": "x", "width": size[0], "height": size[1]})  # the shape is fine
+    with pytest.raises(InputError, match=rf"size {size[0]}x{size[1]} \('width' x 'height'\) is not allowed; "
+                       "allowed sizes: 1024x1024, ") as caught:
+        check_size(size[0], size[1], SIZES)
+    assert caught.value.field == "width"
 
 
 def test_limits_are_inclusive() -> None:
@@ -54,9 +73,9 @@ BAD: list[tuple[str, Any, str | None, str]] = [
     ("huge seed", {"prompt": "x", "seed": MAX_SEED + 1}, "seed", "from 0"),
     ("width alone", {"prompt": "x", "width": 1024}, "height", "together"),
     ("height alone", {"prompt": "x", "height": 1024}, "width", "together"),
-    ("size not allowed", {"prompt": "x", "width": 1000, "height": 1000}, "width", "allowed sizes"),
-    ("square 512", {"prompt": "x", "width": 512, "height": 512}, "width", "allowed sizes"),
-    ("swapped non-bucket", {"prompt": "x", "width": 1024, "height": 768}, "width", "allowed sizes"),
+    ("huge width", {"prompt": "x", "width": 8256, "height": 1024}, "width", "from 64"),
+    ("bad workflow name", {"prompt": "x", "workflow": "../etc/passwd"}, "workflow", "workflow name"),
+    ("number workflow", {"prompt": "x", "workflow": 3}, "workflow", "workflow name"),
     ("string width", {"prompt": "x", "width": "1024", "height": 1024}, "width", "integer"),
     ("float height", {"prompt": "x", "width": 1024, "height": 1024.0}, "height", "integer"),
     ("zero width", {"prompt": "x", "width": 0, "height": 1024}, "width", "from 64"),
