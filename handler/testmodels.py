@@ -13,6 +13,11 @@ real ones, so that the production workflow runs unchanged on a CPU:
   injection in its real ``diffusion_model.<key>::lora::<i>`` format (0 = up,
   1 = down) for every attention projection of that UNet. A ``::diff::`` file
   would hide the dropped-patch bug the fix pack repairs.
+* ``layer_model/layer_xl_transparent_conv.safetensors``: LayerDiffuse conv
+  injection as a weight delta in the ``diffusion_model.<key>::diff::0`` format
+  of LayerDiffuse's diff files, here for every convolution of that UNet (which
+  keys the real file covers cannot be checked offline; the format is what the
+  node and ComfyUI read).
 * ``layer_model/vae_transparent_decoder.safetensors``: the transparent VAE
   decoder with its real architecture; it loads strictly.
 
@@ -39,14 +44,17 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT = ("checkpoints", "juggernautXL_version6Rundiffusion.safetensors")
 ATTN_INJECTION = ("layer_model", "layer_xl_transparent_attn.safetensors")
+CONV_INJECTION = ("layer_model", "layer_xl_transparent_conv.safetensors")
 TRANSPARENT_DECODER = ("layer_model", "vae_transparent_decoder.safetensors")
-FILES = (CHECKPOINT, ATTN_INJECTION, TRANSPARENT_DECODER)
+FILES = (CHECKPOINT, ATTN_INJECTION, CONV_INJECTION, TRANSPARENT_DECODER)
 COMPLETE = "COMPLETE"
 
 SEED = 20241126
 LORA_RANK = 64
 # Scale of the LoRA factors: large enough that weight 1 visibly changes the image.
 LORA_STD = 0.05
+# Scale of the conv deltas, relative to each weight's own spread.
+DIFF_SCALE = 0.3
 SDXL_UNET = {
     "use_checkpoint": False, "image_size": 32, "out_channels": 4, "use_spatial_transformer": True,
     "legacy": False, "num_classes": "sequential", "adm_in_channels": 2816, "in_channels": 4,
@@ -90,8 +98,8 @@ def _half(state: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()}
 
 
-def _build_checkpoint(torch: Any) -> tuple[dict[str, Any], list[tuple[str, int, int]]]:
-    """The SDXL checkpoint's state dict, and every attention projection (key, out, in)."""
+def _build_checkpoint(torch: Any) -> tuple[dict[str, Any], list[tuple[str, int, int]], dict[str, Any]]:
+    """The SDXL checkpoint's state dict, every attention projection (key, out, in), and every conv weight."""
     import comfy.model_detection
     import comfy.sd
     import comfy.supported_models
@@ -112,11 +120,13 @@ def _build_checkpoint(torch: Any) -> tuple[dict[str, Any], list[tuple[str, int, 
     if not isinstance(detected, comfy.supported_models.SDXL):
         raise RuntimeError(f"ComfyUI detects the test checkpoint as {type(detected).__name__}, not SDXL")
 
-    projections = []
+    projections, convs = [], {}
     for name, module in model.diffusion_model.named_modules():
         if (".attn1.to_" in name or ".attn2.to_" in name) and isinstance(module, torch.nn.Linear):
             projections.append((f"diffusion_model.{name}.weight", module.out_features, module.in_features))
-    return _half(state), projections
+        elif isinstance(module, torch.nn.Conv2d):
+            convs[f"diffusion_model.{name}.weight"] = module.weight.detach()
+    return _half(state), projections, convs
 
 
 def _build_attn_injection(torch: Any, projections: list[tuple[str, int, int]]) -> dict[str, Any]:
@@ -125,6 +135,11 @@ def _build_attn_injection(torch: Any, projections: list[tuple[str, int, int]]) -
         state[f"{key}::lora::0"] = torch.randn(out_features, LORA_RANK) * LORA_STD
         state[f"{key}::lora::1"] = torch.randn(LORA_RANK, in_features) * LORA_STD
     return _half(state)
+
+
+def _build_conv_injection(torch: Any, convs: dict[str, Any]) -> dict[str, Any]:
+    return _half({f"{key}::diff::0": torch.randn_like(weight) * weight.std() * DIFF_SCALE
+                  for key, weight in convs.items()})
 
 
 def _build_transparent_decoder(torch: Any, comfyui_dir: Path) -> dict[str, Any]:
@@ -156,10 +171,11 @@ def generate(comfyui_dir: Path, out: Path) -> None:
 
     torch.manual_seed(SEED)
     started = time.monotonic()
-    checkpoint, projections = _build_checkpoint(torch)
+    checkpoint, projections, convs = _build_checkpoint(torch)
     files = {
         CHECKPOINT: checkpoint,
         ATTN_INJECTION: _build_attn_injection(torch, projections),
+        CONV_INJECTION: _build_conv_injection(torch, convs),
         TRANSPARENT_DECODER: _build_transparent_decoder(torch, comfyui_dir),
     }
     for (sub, name), state in files.items():

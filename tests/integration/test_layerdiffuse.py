@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from handler.deadline import Deadline
 from handler.errors import ExecutionError
 from handler.generate import Generator
 from handler.request import Request
-from handler.settings import Settings
+from handler.settings import REPO, Settings
 from handler.workflow import Workflow
 from tests.conftest import running_comfy
 from tests.helpers import RunningComfy, free_port, rgba
@@ -29,12 +30,12 @@ pytestmark = pytest.mark.comfyui
 SEED = 20241126
 
 
-def with_weight(settings: Settings, weight: float) -> Workflow:
-    return Workflow.load(settings.workflow).with_input("alpha:layer_diffuse", "weight", weight)
+def with_weight(settings: Settings, weight: float, workflow: Path | None = None) -> Workflow:
+    return Workflow.load(workflow or settings.workflow).with_input("alpha:layer_diffuse", "weight", weight)
 
 
-def generate(comfy: RunningComfy, weight: float) -> np.ndarray:
-    generator = Generator(comfy.settings, workflow=with_weight(comfy.settings, weight))
+def generate(comfy: RunningComfy, weight: float, workflow: Path | None = None) -> np.ndarray:
+    generator = Generator(comfy.settings, workflow=with_weight(comfy.settings, weight, workflow))
     return rgba(generator.generate(Request(prompt="a glass of water", seed=SEED)).png)
 
 
@@ -74,6 +75,20 @@ def test_attention_injection_changes_the_result(comfy: RunningComfy) -> None:
     log = comfy.log()
     assert "converted 560 legacy lora patches to LoRAAdapter" in log
     assert "patch type not recognized" not in log
+
+
+def test_conv_injection_changes_the_result(comfy: RunningComfy) -> None:
+    """The shipped "SDXL, Conv Injection" variant: its `::diff::` deltas go through the same add_patches path
+    (the fix pack passes them on unchanged) and change the image; the result is RGBA with a varying alpha."""
+    conv = REPO / "workflows" / "alpha_txt2img_conv.json"
+    on, off = generate(comfy, 1.0, conv), generate(comfy, 0.0, conv)
+    assert on.shape == (256, 256, 4) and on[..., 3].min() < on[..., 3].max()
+    assert mean_abs(on[..., :3], off[..., :3]) > 2.0, "colour must change with the injection"
+    assert mean_abs(on[..., 3], off[..., 3]) > 2.0, "alpha must change with the injection"
+    attention = generate(comfy, 1.0)
+    assert mean_abs(on, attention) > 2.0, "conv and attention injection are different models"
+    log = comfy.log()
+    assert "WEIGHT NOT MERGED" not in log and "patch type not recognized" not in log
 
 
 @pytest.fixture(scope="module")
