@@ -14,7 +14,9 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -325,6 +327,51 @@ def test_the_fetcher_is_complete_before_the_model_step() -> None:
     needed = {"handler/__init__.py", "pins/models.json"} | {f"handler/{m}.py" for m in handler_imports("models")}
     missing = sorted(path for path in needed if not any(under(path, source.rstrip("/")) for source in copied))
     assert not missing, f"the model step runs before these are copied: {missing}"
+
+
+def lay_out_app(root: Path, before_line: int | None = None) -> Path:
+    """/app as the COPY instructions of the final stage build it (those before `before_line`), under root."""
+    workdir = of("WORKDIR", FINAL_STAGE)[-1].args
+    app = root / workdir.lstrip("/")
+    for copy in of("COPY", FINAL_STAGE):
+        if flag_values(copy, "from") or (before_line is not None and copy.line > before_line):
+            continue
+        *sources, dest = copy.args.split()
+        target = app / dest
+        target.mkdir(parents=True, exist_ok=True)
+        for source in sources:
+            path = REPO / source
+            if path.is_dir():
+                shutil.copytree(path, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(path, target / path.name)
+    return app
+
+
+def run_in(app: Path, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Python in the laid-out /app, which must import nothing from this checkout."""
+    environ = {key: value for key, value in os.environ.items()
+               if key != "PYTHONPATH" and not key.startswith(("ALPHA_", "CIVITAI_", "HF_"))}
+    return subprocess.run([sys.executable, *args], cwd=app, capture_output=True, text=True, timeout=120,
+                          check=False, env={**environ, **(extra_env or {})})
+
+
+def test_the_model_step_runs_on_what_is_copied_before_it(tmp_path: Path) -> None:
+    app = lay_out_app(tmp_path, before_line=model_step().line)
+    done = run_in(app, "-m", "handler.models", "check", "--dest", str(tmp_path / "models"))
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 1 and done.stdout.count("MISSING") == 3, done.stdout + done.stderr
+
+
+def test_the_image_app_imports_and_its_settings_are_valid(tmp_path: Path) -> None:
+    app = lay_out_app(tmp_path)
+    modules = sorted(path.stem for path in (REPO / "handler").glob("*.py")
+                     if path.stem not in ("__init__", "__main__"))
+    done = run_in(app, "-c", "; ".join(f"import handler.{module}" for module in modules))
+    assert done.returncode == 0, done.stderr
+    checked = run_in(app, "-m", "handler.settings", "--check", extra_env=env())
+    assert checked.returncode == 0, checked.stderr
+    assert (app / "bootstrap.sh").stat().st_mode & 0o111 and (app / "workflows" / "alpha_txt2img.json").is_file()
 
 
 # --- the model step ----------------------------------------------------------------------------------
