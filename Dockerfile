@@ -1,33 +1,107 @@
 # syntax=docker/dockerfile:1.7
-# LayerDiffuse Alpha API: RunPod serverless worker (first version).
-# The application is installed by the same scripts CI runs: scripts/install_comfyui.py lays out
-# ComfyUI and the pinned custom nodes (here from upstream git), requirements.txt + constraints.txt
-# pin every Python package. Python 3.11 matches the interpreter the tests run on; torch's wheels
-# carry their own CUDA runtime, the host's NVIDIA driver (>= 580 for CUDA 13) is all it needs.
-# Models are not baked yet: mount them under /opt/comfyui/models (see DEPLOYMENT.md).
-FROM python:3.11.7-slim-bookworm
+# LayerDiffuse Alpha API: the RunPod serverless worker image (linux/amd64). DEPLOYMENT.md says how
+# to build, push and run it.
+#
+# What is tested is what ships: apart from the system step, every RUN calls a script or command
+# that CI runs too (tests/unit/test_dockerfile.py keeps it so):
+#   scripts/install_requirements.sh  the Python packages (scripts/setup.sh runs it with --dev)
+#   scripts/install_comfyui.py       ComfyUI and the pinned custom nodes (CI: --source wheel)
+#   python -m handler.models fetch   the model weights (tests/unit/test_models.py)
+#
+# Build arguments:
+#   BAKE_MODELS=1  bake the weights into the image (default); 0 builds an image that reads them
+#                  from a RunPod network volume instead (<ALPHA_VOLUME_DIR>/models, see DEPLOYMENT.md).
+# Build secrets (BuildKit; never in a layer, both optional for public models):
+#   civitai_token, hf_token    e.g. --secret id=civitai_token,env=CIVITAI_TOKEN
 
-ENV PYTHONUNBUFFERED=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    ALPHA_COMFYUI_DIR=/opt/comfyui \
-    RUNPOD_LOG_LEVEL=INFO
+# uv, only to install the interpreter below: the PyPI wheel, pinned by its sha256 on PyPI.
+FROM scratch AS uv-wheel
+ADD --checksum=sha256:e18a57b8b352eb7c8feb317b9f6f533c8f0ad9673fd6cf34bbe3cf1a9f6a8984 \
+    https://files.pythonhosted.org/packages/c5/32/52ee34636aea1ab3f8baeeae1c3599461b8cddfb379862cc72ac61b8d91c/uv-0.13.8-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl \
+    /uv.whl
 
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends git=1:2.39.5-0+deb12u3 ca-certificates=20230311+deb12u1 \
+# CUDA 13.0 runtime on Ubuntu 24.04, pinned by digest. torch==2.14.1 (requirements.txt) is the
+# CUDA 13.0 build (torch.version.cuda == "13.0") and brings its CUDA libraries as nvidia-* wheels
+# pinned by constraints.txt (cuda-toolkit==13.0.3.0), so the host driver must support CUDA 13.0
+# (R580 or newer). The base image adds NVIDIA's container settings (NVIDIA_VISIBLE_DEVICES,
+# NVIDIA_DRIVER_CAPABILITIES, NVIDIA_REQUIRE_CUDA, which the NVIDIA runtime checks at start).
+# Digest source (no registry is reachable from where this was written): this tag is pinned to this
+# same digest in several unrelated public repositories' Dockerfiles and build records, for
+# docker.io and nvcr.io alike, one of them a linux/amd64 build. `docker buildx imagetools inspect
+# nvidia/cuda:13.0.1-runtime-ubuntu24.04` shows the current digest.
+FROM nvidia/cuda:13.0.1-runtime-ubuntu24.04@sha256:c3fde347d52d578c84fd644bc177bc7ec333feaf11550d990da4084d7612e4c7
+
+# Python 3.11, because constraints.txt is a freeze for 3.11 (CI runs 3.11 too). Ubuntu 24.04 ships
+# 3.12 only and the deadsnakes PPA is an outside repository without pinned versions, so uv (pinned
+# above) installs python-build-standalone's CPython: a self-contained build (its own OpenSSL,
+# SQLite, ...; only glibc from the system) at this exact version, from the download list built
+# into this uv release, which pins each file's sha256 and checks it (for 3.11.18, build 20261110,
+# x86_64 install_only_stripped: 3288c54cea3db350052019b3f8b558dd8a3da8afa6fda573f5fd2bcb37635b4a).
+# It is a newer 3.11 patch release than CI's interpreter: same ABI, same cp311 wheels, current
+# security fixes. uv downloads it from releases.astral.sh; `--build-arg UV_PYTHON_INSTALL_MIRROR=URL`
+# fetches it from a mirror instead (the sha256 is checked all the same).
+ARG PYTHON_VERSION=3.11.18
+ARG UV_PYTHON_INSTALL_MIRROR
+ARG PYTHON=/opt/python/cpython-${PYTHON_VERSION}-linux-x86_64-gnu/bin/python3.11
+ARG DEBIAN_FRONTEND=noninteractive
+
+# The system step: git (scripts/install_comfyui.py --source git), CA certificates, and the
+# interpreter. Ubuntu's -updates/-security pockets list only the newest version of a package, so
+# exact apt versions would break the build at the next security update (DL3008); the base image's
+# digest pins the release instead.
+# hadolint ignore=DL3008
+RUN --mount=type=bind,from=uv-wheel,source=/uv.whl,target=/tmp/uv.whl \
+    apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates git unzip \
+    && unzip -q -j /tmp/uv.whl 'uv-0.13.8.data/scripts/uv' -d /tmp/uv \
+    && UV_CACHE_DIR=/tmp/uv-cache /tmp/uv/uv python install --install-dir /opt/python --no-bin "${PYTHON_VERSION}" \
+    && "${PYTHON}" -c "import platform, sys; sys.exit(platform.python_version() != '${PYTHON_VERSION}')" \
+    && rm -rf /tmp/uv /tmp/uv-cache \
+    && apt-get purge -y --auto-remove unzip \
     && rm -rf /var/lib/apt/lists/*
 
+ENV PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    ALPHA_COMFYUI_DIR=/opt/comfyui \
+    ALPHA_MODELS_DIR=/opt/models \
+    RUNPOD_LOG_LEVEL=INFO
+
+# The application lives in /app as in a checkout; bootstrap.sh runs /app/.venv/bin/python.
 WORKDIR /app
 
+# Layers from the least to the most often changed, so that a new handler or ComfyUI pin does not
+# make workers pull the torch (~6-7 GB) or model (~7.9 GB) layers again.
 COPY requirements.txt constraints.txt ./
-RUN pip install --no-cache-dir -r requirements.txt -c constraints.txt
+COPY scripts/install_requirements.sh scripts/
+RUN scripts/install_requirements.sh
 
-COPY pins/ pins/
+# The weights, in their own folder: scripts/install_comfyui.py replaces /opt/comfyui as a whole,
+# and ALPHA_MODELS_DIR puts /opt/models first in ComfyUI's search paths. Only the fetcher's own
+# modules are copied here, so a handler change keeps this layer. Tokens are read from BuildKit
+# secret files (a missing one means no token); they never reach a layer, the image's environment
+# or its history.
+ARG BAKE_MODELS=1
+COPY pins/models.json pins/
+COPY handler/__init__.py handler/download.py handler/logs.py handler/model_manifest.py handler/models.py handler/settings.py handler/
+RUN --mount=type=secret,id=civitai_token --mount=type=secret,id=hf_token \
+    case "${BAKE_MODELS}" in \
+      1) CIVITAI_TOKEN_FILE=/run/secrets/civitai_token HF_TOKEN_FILE=/run/secrets/hf_token \
+         .venv/bin/python -m handler.models fetch --dest /opt/models ;; \
+      0) echo "BAKE_MODELS=0: no weights baked; the worker reads them from the network volume" ;; \
+      *) echo "BAKE_MODELS must be 1 or 0, not '${BAKE_MODELS}'" >&2; exit 2 ;; \
+    esac
+
+# ComfyUI and the pinned custom nodes from upstream git, checked against custom_nodes/lock.json.
+COPY pins/comfyui.json pins/
 COPY custom_nodes/ custom_nodes/
 COPY scripts/install_comfyui.py scripts/
-RUN python scripts/install_comfyui.py --source git --target /opt/comfyui
+RUN .venv/bin/python scripts/install_comfyui.py --source git --target /opt/comfyui
 
 COPY handler/ handler/
 COPY workflows/ workflows/
 COPY bootstrap.sh ./
 
+# No EXPOSE: ComfyUI binds 127.0.0.1 without a web UI, and the worker only calls out to RunPod.
+# Runs as root like RunPod's own workers: network volumes are mounted owned by root.
 CMD ["./bootstrap.sh"]

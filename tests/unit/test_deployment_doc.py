@@ -1,0 +1,66 @@
+"""DEPLOYMENT.md's troubleshooting table quotes log lines and messages: each quote must still be in the code."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from handler.settings import REPO
+
+DOC = (REPO / "DEPLOYMENT.md").read_text()
+CODE = "\n".join(path.read_text() for path in [*sorted((REPO / "handler").glob("*.py")),
+                                                *sorted((REPO / "custom_nodes").rglob("*.py"))])
+
+# Fixed parts of the quoted lines, as they appear in the source (format strings cut at placeholders).
+QUOTED = [
+    "invalid setting: ",
+    "cannot start: %s",
+    "no ComfyUI at ",
+    "before it was ready",
+    "was not ready within ",
+    "ComfyUI answers but has no ",
+    "(custom nodes failed to load?)",
+    "worker not started: %s",
+    "ComfyUI exited unexpectedly with code %s; stopping the worker so that the ",
+    "container restarts instead of hanging",
+    "job failed: %s",
+    "job failed with an unexpected error",
+    "ComfyUI rejected the workflow: node ",
+    "LayerDiffuse did not take effect",
+    "not RGBA: the workflow lost the alpha channel",
+    "websocket lost while following prompt %s (%s); reconnecting",
+    "could not %s prompt %s: %s",
+    "HTTP {status}: the server refused access; ",
+    "the server sent an HTML page, not the file (a login page?); ",
+    "does not exist; fetching without a %s token",
+    "; the download was deleted",
+    "the file was not written by this fetch, ",
+    "gave up after {attempts} attempts; last: ",
+    "the alpha API binds %s, so other hosts can reach it",
+    "converted %d legacy lora patches to LoRAAdapter",
+    "ComfyUI ready on port %d after %.1f s",
+    "RunPod worker starting (workflow %s, sha256 %s)",
+    "starting ComfyUI: %s",
+]
+
+
+def doc_form(fragment: str) -> str:
+    """The fragment as the document shows it: placeholders become what they stand for, so only literal text
+    between them is compared."""
+    return re.split(r"%[-\d.]*[sdf]|\{[^}]*\}", fragment)[0].rstrip()
+
+
+@pytest.mark.parametrize("fragment", QUOTED)
+def test_quoted_messages_exist_in_code_and_doc(fragment: str) -> None:
+    assert fragment in CODE, f"the code no longer says {fragment!r}: update DEPLOYMENT.md"
+    shown = doc_form(fragment)
+    assert shown and shown in DOC, f"DEPLOYMENT.md does not quote {shown!r}"
+
+
+def test_settings_table_is_last_and_stale_statements_are_gone() -> None:
+    headings = re.findall(r"^## (.+)$", DOC, flags=re.MULTILINE)
+    assert headings[-1] == "Settings"
+    assert DOC.rstrip().splitlines()[-1].startswith("| `")
+    for stale in ("not bake model weights yet", "fetcher come next", "first version of the deployment guide"):
+        assert stale not in DOC
