@@ -92,14 +92,16 @@ class ComfyProcess:
         Each is_default section goes to the front, so the one written last is searched first; the volume
         wins because ComfyUI-layerdiffuse only looks in the first layer_model folder."""
         models = self.settings.effective_models_dir or self.settings.comfyui_dir / "models"
-        sections = [("alpha", models)]
+        sections = [("alpha", models, MODEL_FOLDERS)]
         volume = self.settings.volume_dir / "models"
-        if volume.is_dir():
-            sections.append(("runpod_volume", volume))
+        # Only the volume's folders that exist: an empty volume must not shadow baked layer_model files.
+        on_volume = tuple(folder for folder in MODEL_FOLDERS if (volume / folder).is_dir())
+        if on_volume:
+            sections.append(("runpod_volume", volume, on_volume))
         lines = []
-        for name, base in sections:
+        for name, base, folders in sections:
             lines += [f"{name}:", f"  base_path: {base}", "  is_default: true"]
-            lines += [f"  {folder}: {folder}" for folder in MODEL_FOLDERS]
+            lines += [f"  {folder}: {folder}" for folder in folders]
         return "\n".join(lines) + "\n"
 
     def start(self) -> None:

@@ -42,6 +42,14 @@ QUOTED = [
     "ComfyUI ready on port %d after %.1f s",
     "RunPod worker starting (workflow %s, sha256 %s)",
     "starting ComfyUI: %s",
+    "GPU preflight failed: ",
+    "CUDA is not usable (",
+    "a test computation on the GPU failed: ",
+    "the workflow cannot run on this ComfyUI: ",
+    "is not available in ComfyUI",
+    "(is the model file missing?)",
+    "model file {folder}/{name} is missing",
+    "warm-up done in %d ms",
 ]
 
 
