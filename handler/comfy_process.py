@@ -92,7 +92,7 @@ class ComfyProcess:
         Each is_default section goes to the front, so the one written last is searched first; the volume
         wins because ComfyUI-layerdiffuse only looks in the first layer_model folder."""
         models = self.settings.effective_models_dir or self.settings.comfyui_dir / "models"
-        sections = [("alpha", models, MODEL_FOLDERS)]
+        sections: list[tuple[str, Path, tuple[str, ...]]] = [("alpha", models, MODEL_FOLDERS)]
         volume = self.settings.volume_dir / "models"
         # Only the volume's folders that exist: an empty volume must not shadow baked layer_model files.
         on_volume = tuple(folder for folder in MODEL_FOLDERS if (volume / folder).is_dir())
