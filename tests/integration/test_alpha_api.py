@@ -18,6 +18,7 @@ from handler.settings import Settings
 from handler.workflow import Workflow
 from tests.cases import BAD_INPUTS
 from tests.helpers import Reply, RunningComfy, ServerThread, decode_png, http
+from tests.workflow_mutants import ONLINE, write
 
 pytestmark = pytest.mark.comfyui
 TOKEN = "integration-token-0123456789"
@@ -80,19 +81,13 @@ def test_health_is_ready_against_the_real_comfyui(api: ServerThread) -> None:
     assert reply.status == 200, reply.body
     body = reply.json()
     assert body["status"] == "ready" and body["problems"] == []
-    assert body["checks"]["models"] == "ok" and body["checks"]["nodes"] == "ok"
+    assert body["checks"]["workflow_check"] == "ok" and body["checks"]["comfyui"] == "answers (ComfyUI 0.3.75)"
 
 
-@pytest.mark.parametrize(("change", "problem"), [
-    (("alpha:layer_diffuse", "config", "SDXL, Conv Injection"),
-     "model file layer_model/layer_xl_transparent_conv.safetensors is missing"),
-    (("alpha:sampler", "sampler_name", "dpmpp_2m_sdee"), "sampler_name 'dpmpp_2m_sdee' is not available"),
-])
-def test_health_names_what_is_missing(comfy: RunningComfy, tmp_path: Path, change: tuple[str, str, str],
-                                      problem: str) -> None:
-    wf = Workflow.load(comfy.settings.workflow).with_input(*change)
-    path = tmp_path / "variant.json"
-    path.write_text(json.dumps(wf.graph))
+@pytest.mark.parametrize("mutant", ["missing_layer_model_file", "bad_sampler"])
+def test_health_names_what_is_missing(comfy: RunningComfy, tmp_path: Path, mutant: str) -> None:
+    mutation, problem = ONLINE[mutant]
+    path = write(tmp_path, "variant", mutation)
     with serve(comfy.settings, workflow=path, serve_dir=tmp_path / "served") as server:
         reply = http("GET", f"{server.url}/alpha/v1/health")
     assert reply.status == 503
@@ -109,7 +104,7 @@ def test_health_names_a_missing_checkpoint(comfy: RunningComfy, tmp_path: Path) 
     with serve(comfy.settings, workflow=path, serve_dir=tmp_path / "served") as server:
         body = http("GET", f"{server.url}/alpha/v1/health").json()
     assert body["status"] == "not_ready"
-    assert body["problems"] == [f"alpha_txt2img: node {loader} (CheckpointLoaderSimple): ckpt_name "
+    assert body["problems"] == [f"variant: node {loader} (CheckpointLoaderSimple): ckpt_name "
                                 "'juggernautXL_v9.safetensors' is not available in ComfyUI (is the model file "
                                 "missing?); did you mean 'juggernautXL_version6Rundiffusion.safetensors'?"]
 

@@ -160,6 +160,6 @@ def test_refuses_to_start_with_a_workflow_this_comfyui_cannot_run(test_settings:
     finally:
         stop_group(proc)
     text = log.read_text()
-    assert ("cannot start: invalid_workflow: the workflow variant cannot run on this ComfyUI: node "
+    assert ("cannot start: invalid_workflow: the workflow cannot run on this ComfyUI: variant: node "
             f"{loader} (CheckpointLoaderSimple): ckpt_name 'juggernautXL_v9.safetensors' is not available") in text
     assert "warm-up" not in text and "RunPod worker starting" not in text
