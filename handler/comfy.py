@@ -11,95 +11,44 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 import requests
 import websocket
+from websocket import ABNF
 
+from handler.comfy_events import Completion, completion_from_history, raise_for_failure, validation_error
 from handler.deadline import Deadline
-from handler.errors import ComfyUnavailable, ExecutionError, JobTimeout
+from handler.errors import ComfyUnavailable, JobCancelled, JobTimeout
 
 log = logging.getLogger(__name__)
 
 MAX_IMAGE_BYTES = 64 * 2**20
-# How long the socket may stay silent before /history is consulted and a ping sent.
+# How often follow() wakes up to look at the cancel event and the deadline.
+TICK_S = 0.5
+# How long the socket may stay silent before /history is consulted and a ping sent...
 SILENCE_S = 5.0
+# ...and how long that ping may go unanswered before the connection counts as dead.
+PONG_TIMEOUT_S = 5.0
 RECONNECT_BACKOFF_S = (0.25, 0.5, 1.0, 2.0)
-MAX_MESSAGE_CHARS = 500
+CANCEL_TIMEOUT_S = 5.0
 
 ProgressCallback = Callable[[int, int], None]
+__all__ = ["ComfyClient", "ComfyGone", "ComfyUnresponsive", "Completion", "ProgressCallback"]
 
 
-def _short(value: Any) -> str:
-    text = str(value).strip()
-    return text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + "..."
+class ComfyUnresponsive(ComfyUnavailable):
+    """ComfyUI did not answer in time: it may be hung or busy, not gone. A job keeps waiting for it until its
+    deadline, and then fails with ``timeout``."""
 
 
-def execution_error(data: dict[str, Any]) -> ExecutionError:
-    """From an ``execution_error`` event; never copies current_inputs or the traceback."""
-    node_id, node_type = data.get("node_id"), data.get("node_type")
-    exc_type = data.get("exception_type")
-    return ExecutionError(f"node {node_id} ({node_type}) failed: {exc_type}: {_short(data.get('exception_message'))}",
-                          node_id=None if node_id is None else str(node_id), node_type=node_type,
-                          exception_type=exc_type)
-
-
-def validation_error(body: dict[str, Any]) -> ExecutionError:
-    """From /prompt's ``node_errors`` (HTTP 400, or a 200 that still lists errors)."""
-    for node_id, entry in (body.get("node_errors") or {}).items():
-        errors = entry.get("errors") or [{}]
-        first = errors[0]
-        detail = ": ".join(_short(x) for x in (first.get("message"), first.get("details")) if x)
-        return ExecutionError(f"ComfyUI rejected the workflow: node {node_id} ({entry.get('class_type')}): {detail}",
-                              node_id=str(node_id), node_type=entry.get("class_type"),
-                              exception_type=first.get("type"))
-    error = body.get("error") or {}
-    message = error.get("message") if isinstance(error, dict) else error
-    return ExecutionError(f"ComfyUI rejected the workflow: {_short(message)}")
-
-
-@dataclass
-class Completion:
-    """What following one prompt learned, with ComfyUI's own timestamps (ms)."""
-
-    prompt_id: str
-    outputs: dict[str, Any]
-    started_ms: int | None = None
-    finished_ms: int | None = None
-    reconnects: int = 0
-
-    @property
-    def execution_ms(self) -> int | None:
-        if self.started_ms is None or self.finished_ms is None:
-            return None
-        return self.finished_ms - self.started_ms
-
-
-def raise_for_failure(kind: str, data: dict[str, Any], prompt_id: str) -> None:
-    """Raise for an ``execution_error``/``execution_interrupted`` event (websocket or history)."""
-    if kind == "execution_error":
-        raise execution_error(data)
-    if kind == "execution_interrupted":
-        raise ExecutionError(f"prompt {prompt_id} was interrupted at node {data.get('node_id')}",
-                             node_id=data.get("node_id"), node_type=data.get("node_type"))
-
-
-def completion_from_history(prompt_id: str, entry: dict[str, Any]) -> Completion | None:
-    """A finished history entry as a Completion; raises for a failed one; None if unfinished."""
-    status = entry.get("status") or {}
-    messages = status.get("messages") or []
-    stamps = {name: data.get("timestamp") for name, data in messages if isinstance(data, dict)}
-    for name, data in messages:
-        raise_for_failure(name, data, prompt_id)
-    if not status.get("completed"):
-        return None
-    return Completion(prompt_id, entry.get("outputs") or {}, stamps.get("execution_start"),
-                      stamps.get("execution_success"))
+class ComfyGone(ComfyUnavailable):
+    """Nothing listens where ComfyUI should: it died. A job fails at once."""
 
 
 class ComfyClient:
@@ -108,6 +57,8 @@ class ComfyClient:
         self.ws_url = "ws" + self.base_url[len("http"):] + "/ws"
         self.http_timeout_s = http_timeout_s
         self.session = requests.Session()
+        self._lock = threading.Lock()
+        self._pending_cancels: set[str] = set()
 
     def close(self) -> None:
         self.session.close()
@@ -120,9 +71,9 @@ class ComfyClient:
         except requests.Timeout:
             if deadline is not None and deadline.expired():
                 raise JobTimeout(f"deadline of {deadline.seconds:.0f} s passed during {method} {path}") from None
-            raise ComfyUnavailable(f"ComfyUI did not answer {method} {path} within {timeout:.1f} s") from None
+            raise ComfyUnresponsive(f"ComfyUI did not answer {method} {path} within {timeout:.1f} s") from None
         except requests.ConnectionError:
-            raise ComfyUnavailable(f"ComfyUI at {self.base_url} refused the connection ({method} {path})") from None
+            raise ComfyGone(f"ComfyUI at {self.base_url} refused the connection ({method} {path})") from None
 
     def _json(self, method: str, path: str, deadline: Deadline | None = None, **kwargs: Any) -> Any:
         response = self._http(method, path, deadline, **kwargs)
@@ -189,12 +140,26 @@ class ComfyClient:
         return bytes(data)
 
     def cancel(self, prompt_id: str) -> None:
-        """Interrupt the prompt if it runs and drop it from the queue; best effort, short timeouts."""
+        """Drop the prompt from the queue and interrupt it if it runs; best effort, short timeouts. If ComfyUI
+        does not answer (hung, say), the next job tries again first (``retry_cancels``)."""
         for path, body in (("/queue", {"delete": [prompt_id]}), ("/interrupt", {"prompt_id": prompt_id})):
             try:
-                self.session.post(self.base_url + path, json=body, timeout=min(5.0, self.http_timeout_s))
+                response = self.session.post(self.base_url + path, json=body,
+                                             timeout=min(CANCEL_TIMEOUT_S, self.http_timeout_s))
+                response.close()
             except requests.RequestException as exc:
                 log.warning("could not %s prompt %s: %s", path.strip("/"), prompt_id, exc)
+                with self._lock:
+                    self._pending_cancels.add(prompt_id)
+                return
+        log.info("prompt %s dequeued and interrupted", prompt_id)
+
+    def retry_cancels(self) -> None:
+        """Cancel what an earlier job could not (ComfyUI was hung then), before the next job queues behind it."""
+        with self._lock:
+            pending, self._pending_cancels = self._pending_cancels, set()
+        for prompt_id in sorted(pending):
+            self.cancel(prompt_id)
 
     # --- websocket --------------------------------------------------------------------
     @staticmethod
@@ -206,71 +171,111 @@ class ComfyClient:
         try:
             return websocket.create_connection(f"{self.ws_url}?clientId={client_id}",
                                                timeout=deadline.cap(self.http_timeout_s))
+        except ConnectionRefusedError:
+            raise ComfyGone(f"cannot open ComfyUI's websocket: nothing listens at {self.ws_url}") from None
         except (OSError, websocket.WebSocketException) as exc:
             if deadline.expired():
                 raise JobTimeout(f"deadline of {deadline.seconds:.0f} s passed opening the websocket") from None
-            raise ComfyUnavailable(f"cannot open ComfyUI's websocket: {exc}") from None
+            raise ComfyUnresponsive(f"cannot open ComfyUI's websocket: {exc}") from None
 
     def _reconnect(self, client_id: str, deadline: Deadline) -> websocket.WebSocket:
-        last: Exception | None = None
-        for pause in RECONNECT_BACKOFF_S:
-            time.sleep(min(pause, deadline.remaining()))
+        """A new socket with bounded backoff. Refused connections mean ComfyUI died: give up after a few.
+        Anything else (a hung ComfyUI, a flaky link) is retried until the deadline."""
+        refused = 0
+        for attempt in range(1_000_000):
+            time.sleep(min(RECONNECT_BACKOFF_S[min(attempt, len(RECONNECT_BACKOFF_S) - 1)], deadline.remaining()))
+            if deadline.expired():
+                raise JobTimeout(f"deadline of {deadline.seconds:.0f} s passed while reconnecting the websocket")
             try:
                 return self.connect(client_id, deadline)
-            except ComfyUnavailable as exc:
-                last = exc
-        raise ComfyUnavailable(f"ComfyUI's websocket closed and did not come back: {last}")
+            except ComfyGone as exc:
+                refused += 1
+                if refused >= len(RECONNECT_BACKOFF_S):
+                    raise ComfyGone(f"ComfyUI's websocket closed and ComfyUI is gone: {exc.message}") from None
+            except ComfyUnresponsive as exc:
+                log.info("websocket reconnect failed (%s); retrying", exc.message)
+        raise AssertionError("unreachable")
 
-    def follow(self, ws: websocket.WebSocket, client_id: str, prompt_id: str, deadline: Deadline,
-               on_progress: ProgressCallback | None = None) -> tuple[Completion, websocket.WebSocket]:
-        """Wait until the prompt finished; returns the completion and the (possibly new) socket."""
+    def follow(self, ws: websocket.WebSocket, client_id: str, prompt_id: str, deadline: Deadline, *,
+               on_progress: ProgressCallback | None = None,
+               cancel: threading.Event | None = None) -> tuple[Completion, websocket.WebSocket]:
+        """Wait until the prompt finished; returns the completion and the (possibly new) socket.
+
+        Every TICK_S it looks at ``cancel`` and the deadline. After SILENCE_S of silence it reads /history
+        (the completion may have happened unseen) and pings; a ping unanswered for PONG_TIMEOUT_S means a
+        dead connection, which is replaced like a closed one, and /history read again."""
         reconnects = 0
         started_ms: int | None = None
+        heard, pinged = time.monotonic(), None
         while True:
+            if cancel is not None and cancel.is_set():
+                raise JobCancelled(f"prompt {prompt_id} was cancelled")
             if deadline.expired():
                 raise JobTimeout(f"deadline of {deadline.seconds:.0f} s passed while prompt {prompt_id} "
                                  "was queued or running")
             try:
-                ws.settimeout(deadline.cap(SILENCE_S))
-                frame = ws.recv()
+                ws.settimeout(deadline.cap(TICK_S))
+                opcode, frame = ws.recv_data(control_frame=True)
+                if opcode == ABNF.OPCODE_CLOSE:
+                    raise websocket.WebSocketConnectionClosedException("ComfyUI closed the websocket")
             except websocket.WebSocketTimeoutException:
-                done = self._check_history(prompt_id, deadline, reconnects)
-                if done:
-                    return done, ws
-                # A dead peer makes the next recv fail, which reconnects.
-                with contextlib.suppress(websocket.WebSocketConnectionClosedException, OSError):
-                    ws.ping()
-                continue
+                now = time.monotonic()
+                if pinged is None and now - heard < SILENCE_S:
+                    continue
+                if pinged is not None and now - pinged < PONG_TIMEOUT_S:
+                    continue
+                if pinged is None:
+                    done = self._check_history(prompt_id, deadline, reconnects)
+                    if done:
+                        return done, ws
+                    with contextlib.suppress(websocket.WebSocketException, OSError):
+                        ws.ping()  # a closed socket fails the next recv, which reconnects
+                    pinged = now
+                    continue
+                log.warning("websocket silent for %.0f s and a ping unanswered while following prompt %s; "
+                            "reconnecting", now - heard, prompt_id)
+                exc_text = "no pong"
             except (websocket.WebSocketConnectionClosedException, OSError) as exc:
                 log.warning("websocket lost while following prompt %s (%s); reconnecting", prompt_id, exc)
-                ws.close()
-                ws = self._reconnect(client_id, deadline)
-                reconnects += 1
-                done = self._check_history(prompt_id, deadline, reconnects)
-                if done:
+                exc_text = str(exc)
+            else:
+                heard, pinged = time.monotonic(), None
+                if opcode != ABNF.OPCODE_TEXT:
+                    continue  # pongs, pings, binary preview frames
+                message = json.loads(frame)
+                kind, data = message.get("type"), message.get("data") or {}
+                if data.get("prompt_id") != prompt_id:
+                    continue
+                raise_for_failure(kind, data, prompt_id)
+                if kind == "execution_start":
+                    started_ms = data.get("timestamp")
+                elif kind == "progress" and on_progress is not None:
+                    on_progress(int(data.get("value", 0)), int(data.get("max", 0)))
+                elif kind == "executing" and data.get("node") is None:
+                    # Only now is /history written.
+                    done = self._check_history(prompt_id, deadline, reconnects)
+                    if done is None:
+                        raise ComfyUnavailable(f"prompt {prompt_id} finished but has no history entry")
+                    done.started_ms = done.started_ms or started_ms
                     return done, ws
                 continue
-            if not isinstance(frame, str):
-                continue  # binary preview frames
-            message = json.loads(frame)
-            kind, data = message.get("type"), message.get("data") or {}
-            if data.get("prompt_id") != prompt_id:
-                continue
-            raise_for_failure(kind, data, prompt_id)
-            if kind == "execution_start":
-                started_ms = data.get("timestamp")
-            elif kind == "progress" and on_progress is not None:
-                on_progress(int(data.get("value", 0)), int(data.get("max", 0)))
-            elif kind == "executing" and data.get("node") is None:
-                # Only now is /history written.
-                done = self._check_history(prompt_id, deadline, reconnects)
-                if done is None:
-                    raise ComfyUnavailable(f"prompt {prompt_id} finished but has no history entry")
-                done.started_ms = done.started_ms or started_ms
+            ws.close()
+            log.debug("replacing the websocket: %s", exc_text)
+            ws = self._reconnect(client_id, deadline)
+            reconnects += 1
+            heard, pinged = time.monotonic(), None
+            done = self._check_history(prompt_id, deadline, reconnects)
+            if done:
                 return done, ws
 
     def _check_history(self, prompt_id: str, deadline: Deadline, reconnects: int) -> Completion | None:
-        entry = self.history(prompt_id, deadline)
+        """The finished prompt from /history, or None. A ComfyUI that does not answer in time is no news: the
+        deadline decides, not the HTTP timeout."""
+        try:
+            entry = self.history(prompt_id, deadline)
+        except ComfyUnresponsive as exc:
+            log.warning("/history did not answer while following prompt %s: %s", prompt_id, exc.message)
+            return None
         done = completion_from_history(prompt_id, entry) if entry else None
         if done is not None:
             done.reconnects = reconnects

@@ -57,6 +57,12 @@ class JobTimeout(AlphaError):
     code = "timeout"
 
 
+class JobCancelled(AlphaError):
+    """The job was cancelled (RunPod's stop signal); the prompt was interrupted and dequeued."""
+
+    code = "cancelled"
+
+
 class ExecutionError(AlphaError):
     """A node failed while ComfyUI ran (or validated) the prompt."""
 

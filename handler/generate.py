@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import secrets
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -87,9 +89,10 @@ class Generator:
         return self._versions
 
     def generate(self, request: Request, *, job_id: str | None = None, on_progress: ProgressCallback | None = None,
-                 deadline: Deadline | None = None) -> Result:
+                 deadline: Deadline | None = None, cancel: threading.Event | None = None) -> Result:
         """Run one job. ``deadline`` lets a door start the clock when the request arrived (time spent waiting
-        for a thread counts); by default it starts now, with the job timeout setting."""
+        for a thread counts); by default it starts now, with the job timeout setting. Setting ``cancel``
+        (from another thread) stops the job within a moment: its prompt is interrupted and dequeued."""
         jlog = JobLog(log, job_id)
         deadline = deadline or Deadline(self.settings.job_timeout_s)
         workflow = self.pick(request)
@@ -110,46 +113,53 @@ class Generator:
         jlog.info("job accepted: seed %d, %dx%d, workflow %s", seed, width, height, workflow.name)
         jlog.debug("prompt %r, negative prompt %r", request.prompt, request.negative_prompt)
 
-        client_id = self.client.new_client_id()
-        ws = self.client.connect(client_id, deadline)
         try:
-            submitted = time.monotonic()
-            prompt_id = self.client.submit(graph, client_id, deadline)
-            jlog.info("submitted prompt %s", prompt_id)
+            self.client.retry_cancels()
+            client_id = self.client.new_client_id()
+            ws = self.client.connect(client_id, deadline)
             try:
-                done, ws = self.client.follow(ws, client_id, prompt_id, deadline, on_progress)
-            except BaseException:
-                self.client.cancel(prompt_id)
-                raise
-        finally:
-            ws.close()
-        ran = time.monotonic()
-        jlog.info("prompt %s finished: execution %s ms, wait %d ms", prompt_id, done.execution_ms,
-                  int((ran - submitted) * 1000))
+                submitted = time.monotonic()
+                prompt_id = self.client.submit(graph, client_id, deadline)
+                jlog.info("submitted prompt %s", prompt_id)
+                try:
+                    done, ws = self.client.follow(ws, client_id, prompt_id, deadline, on_progress=on_progress,
+                                                  cancel=cancel)
+                except BaseException as exc:
+                    jlog.warning("prompt %s failed after %d ms (%s); cancelling it", prompt_id,
+                                 (time.monotonic() - submitted) * 1000, getattr(exc, "code", type(exc).__name__))
+                    self.client.cancel(prompt_id)
+                    raise
+            finally:
+                ws.close()
+            ran = time.monotonic()
+            jlog.info("prompt %s finished: execution %s ms, wait %d ms", prompt_id, done.execution_ms,
+                      int((ran - submitted) * 1000))
 
-        png = self._fetch(workflow, done, deadline)
-        stats = check_rgba(png)
-        fetched = time.monotonic()
-        info: dict[str, Any] = {
-            "seed": seed,
-            "width": width,
-            "height": height,
-            "workflow": {"name": workflow.name, "sha256": workflow.sha256},
-            "prompt_id": prompt_id,
-            "alpha": stats.as_dict(),
-            "timings_ms": {
-                "comfyui_execution": done.execution_ms,
-                "comfyui_wait": int((ran - submitted) * 1000),
-                "fetch": int((fetched - ran) * 1000),
-                "total": deadline.elapsed_ms(),
-            },
-            "versions": self.versions(deadline),
-        }
-        if self.settings.test_models:
-            info["test_mode"] = {"width": run_width, "height": run_height, "steps": steps}
-        jlog.info("job done in %d ms: %d-byte PNG, alpha mean %.1f, %.1f%% transparent",
-                  info["timings_ms"]["total"], len(png), stats.alpha_mean, stats.transparent * 100)
-        return Result(png=png, filename=f"alpha_{key}.png", info=info)
+            png = self._fetch(workflow, done, deadline)
+            stats = check_rgba(png)
+            fetched = time.monotonic()
+            info: dict[str, Any] = {
+                "seed": seed,
+                "width": width,
+                "height": height,
+                "workflow": {"name": workflow.name, "sha256": workflow.sha256},
+                "prompt_id": prompt_id,
+                "alpha": stats.as_dict(),
+                "timings_ms": {
+                    "comfyui_execution": done.execution_ms,
+                    "comfyui_wait": int((ran - submitted) * 1000),
+                    "fetch": int((fetched - ran) * 1000),
+                    "total": deadline.elapsed_ms(),
+                },
+                "versions": self.versions(deadline),
+            }
+            if self.settings.test_models:
+                info["test_mode"] = {"width": run_width, "height": run_height, "steps": steps}
+            jlog.info("job done in %d ms: %d-byte PNG, alpha mean %.1f, %.1f%% transparent",
+                      info["timings_ms"]["total"], len(png), stats.alpha_mean, stats.transparent * 100)
+            return Result(png=png, filename=f"alpha_{key}.png", info=info)
+        finally:
+            self._sweep(key)
 
     def warm_up(self) -> Result:
         """One job through the core: the production workflow at ALPHA_WARMUP_STEPS (test mode: its own steps
@@ -168,6 +178,15 @@ class Generator:
             return self.client.view(image, deadline)
         finally:
             self._remove_output(image)
+
+    def _sweep(self, key: str) -> None:
+        """Whatever ComfyUI saved for this job and the job did not fetch (it failed after the save): remove it,
+        so that no job, failed or not, leaves a file behind."""
+        root = self.settings.effective_output_dir
+        for path in root.glob(f"alpha_{key}_*"):
+            with contextlib.suppress(OSError):
+                path.unlink()
+                log.info("removed %s left by a failed job", path.name)
 
     def _remove_output(self, image: dict[str, Any]) -> None:
         """ComfyUI keeps every output; the image now travels in the response, so drop the file."""

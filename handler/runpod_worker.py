@@ -7,9 +7,11 @@ failed when the output dict carries ``error``; the rest of the dict
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
-from collections.abc import Callable
+import threading
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from handler import logs, readiness
@@ -19,6 +21,7 @@ from handler.generate import Generator
 from handler.logs import JobLog
 from handler.request import Request
 from handler.settings import load_or_exit
+from handler.threads import in_thread
 
 log = logging.getLogger(__name__)
 READY_CHECK_TIMEOUT_S = 30.0
@@ -31,11 +34,11 @@ def error_output(exc: AlphaError) -> dict[str, Any]:
     return output
 
 
-def handle_job(generator: Generator, job: dict[str, Any]) -> dict[str, Any]:
+def handle_job(generator: Generator, job: dict[str, Any], cancel: threading.Event | None = None) -> dict[str, Any]:
     job_id = str(job.get("id") or "-")
     jlog = JobLog(log, job_id)
     try:
-        result = generator.generate(Request.parse(job.get("input")), job_id=job_id)
+        result = generator.generate(Request.parse(job.get("input")), job_id=job_id, cancel=cancel)
     except AlphaError as exc:
         jlog.warning("job failed: %s", exc)
         return error_output(exc)
@@ -52,9 +55,18 @@ def handle_job(generator: Generator, job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def make_handler(generator: Generator) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    def handler(job: dict[str, Any]) -> dict[str, Any]:
-        return handle_job(generator, job)
+def make_handler(generator: Generator) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
+    """An async handler: RunPod stops a job (its stop signal, a cancelled request) by cancelling the handler's
+    task, which only reaches async code. The job runs in a thread this handler owns; on cancellation the
+    thread is told, interrupts and dequeues the job's prompt, and ends."""
+    async def handler(job: dict[str, Any]) -> dict[str, Any]:
+        cancel = threading.Event()
+        try:
+            return await in_thread(lambda: handle_job(generator, job, cancel), name=f"job-{job.get('id')}")
+        except asyncio.CancelledError:
+            JobLog(log, str(job.get("id") or "-")).warning("job cancelled by RunPod; stopping its prompt")
+            cancel.set()
+            raise
 
     return handler
 

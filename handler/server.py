@@ -9,12 +9,10 @@ through its serial queue; a process that is told to stop does not wait for them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import json
 import logging
 import sys
-import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -39,6 +37,7 @@ from handler.openapi import PREFIX
 from handler.pngstore import PngStore
 from handler.request import Request
 from handler.settings import load_or_exit
+from handler.threads import in_thread
 
 log = logging.getLogger(__name__)
 
@@ -57,28 +56,6 @@ SLOTS = web.AppKey("slots", asyncio.Semaphore)
 
 def error_response(exc: AlphaError, headers: dict[str, str] | None = None) -> web.Response:
     return web.json_response(error_body(exc), status=openapi.status_for(exc.code), headers=headers)
-
-
-async def in_thread(fn: Callable[[], T]) -> T:
-    """Run a blocking call in a daemon thread: unlike the default executor, a stopping process never waits
-    for it (the job is abandoned with ComfyUI, which stops too)."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-
-    def settle(ok: bool, value: Any) -> None:
-        if not future.done():
-            future.set_result(value) if ok else future.set_exception(value)
-
-    def run() -> None:
-        try:
-            result: Any = (True, fn())
-        except BaseException as exc:  # handed to the awaiting coroutine
-            result = (False, exc)
-        with contextlib.suppress(RuntimeError):  # the loop is closed: the process is stopping
-            loop.call_soon_threadsafe(settle, *result)
-
-    threading.Thread(target=run, name="alpha-job", daemon=True).start()
-    return await future
 
 
 @web.middleware

@@ -146,7 +146,7 @@ def test_error_shapes_without_comfyui(server: ServerThread) -> None:
     assert error(post(server, b"\xff\xfe"), 400, "invalid_input")
     # Valid input, but ComfyUI is down: 503, not a crash and not a hang.
     down = error(post(server, b'{"prompt": "a cat"}'), 503, "comfyui_unavailable")
-    assert "Connection refused" in str(down["message"])
+    assert "nothing listens at ws://127.0.0.1:" in str(down["message"])
     error(http("GET", f"{server.url}/alpha/v1/nowhere"), 404, "not_found")
     reply = http("DELETE", f"{server.url}/alpha/v1/txt2img")
     error(reply, 405, "method_not_allowed")
@@ -235,5 +235,6 @@ def test_error_codes_are_unique_per_class() -> None:
     todo: list[type[AlphaError]] = [AlphaError]
     while todo:
         cls = todo.pop()
-        assert seen.setdefault(cls.code, cls) is cls, f"{cls.__name__} reuses {cls.code}"
+        if "code" in vars(cls):  # a subclass without its own code is an internal refinement of its parent's
+            assert seen.setdefault(cls.code, cls) is cls, f"{cls.__name__} reuses {cls.code}"
         todo += cls.__subclasses__()
