@@ -36,7 +36,7 @@ SILENCE_S = 5.0
 # ...and how long that ping may go unanswered before the connection counts as dead.
 PONG_TIMEOUT_S = 5.0
 RECONNECT_BACKOFF_S = (0.25, 0.5, 1.0, 2.0)
-CANCEL_TIMEOUT_S = 5.0
+CANCEL_TIMEOUT_S = 2.0
 
 ProgressCallback = Callable[[int, int], None]
 __all__ = ["ComfyClient", "ComfyGone", "ComfyUnresponsive", "Completion", "ProgressCallback"]
@@ -259,7 +259,7 @@ class ComfyClient:
                     done.started_ms = done.started_ms or started_ms
                     return done, ws
                 continue
-            ws.close()
+            ws.shutdown()  # type: ignore[no-untyped-call]  # no closing handshake: the peer may be frozen
             log.debug("replacing the websocket: %s", exc_text)
             ws = self._reconnect(client_id, deadline)
             reconnects += 1

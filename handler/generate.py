@@ -25,6 +25,7 @@ from handler.workflow import Workflow
 log = logging.getLogger(__name__)
 
 INSTALL_STAMP = ".alpha-install.json"
+WS_CLOSE_TIMEOUT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -127,10 +128,11 @@ class Generator:
                 except BaseException as exc:
                     jlog.warning("prompt %s failed after %d ms (%s); cancelling it", prompt_id,
                                  (time.monotonic() - submitted) * 1000, getattr(exc, "code", type(exc).__name__))
+                    ws.shutdown()  # type: ignore[no-untyped-call]  # ComfyUI may be frozen: no closing handshake
                     self.client.cancel(prompt_id)
                     raise
             finally:
-                ws.close()
+                ws.close(timeout=WS_CLOSE_TIMEOUT_S)  # a no-op after shutdown()
             ran = time.monotonic()
             jlog.info("prompt %s finished: execution %s ms, wait %d ms", prompt_id, done.execution_ms,
                       int((ran - submitted) * 1000))

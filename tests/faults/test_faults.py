@@ -1,0 +1,248 @@
+"""Fault injection against the real ComfyUI with the test models. Each test asserts the error code and the
+time it took, and that nothing is left behind (output files, websockets, threads).
+
+Jobs here run many sampler steps so that a fault lands mid-sampling; tests that kill or freeze ComfyUI get
+a ComfyUI of their own, the others share the session's (through tests/faults/proxy.py where the wire
+must break)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from runpod.serverless.modules.rp_job import run_job
+from runpod.serverless.modules.rp_scale import JobScaler
+
+from handler.comfy import ComfyClient
+from handler.errors import ExecutionError
+from handler.generate import Generator
+from handler.request import Request
+from handler.runpod_worker import make_handler
+from handler.settings import Settings
+from handler.workflow import Workflow
+from tests.conftest import running_comfy
+from tests.faults.proxy import Proxy
+from tests.helpers import RunningComfy, free_port, rgba
+
+pytestmark = pytest.mark.comfyui
+LONG_STEPS = 60  # several seconds of sampling on the CPU: room to strike mid-job
+
+
+def queue(client: ComfyClient) -> tuple[list[Any], list[Any]]:
+    body = client._json("GET", "/queue")
+    return body["queue_running"], body["queue_pending"]
+
+
+def wait_running(client: ComfyClient, timeout: float = 60) -> str:
+    """The prompt id once ComfyUI runs a prompt, plus a moment so that sampling has begun."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        running, _ = queue(client)
+        if running:
+            time.sleep(1.5)
+            return str(running[0][1])
+        time.sleep(0.1)
+    raise TimeoutError("ComfyUI never started the prompt")
+
+
+def wait_idle(client: ComfyClient, timeout: float = 30) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if queue(client) == ([], []):
+            return time.monotonic() - started
+        time.sleep(0.1)
+    raise TimeoutError(f"ComfyUI still busy after {timeout} s: {queue(client)}")
+
+
+def status_of(client: ComfyClient, prompt_id: str) -> dict[str, Any]:
+    entry = client._json("GET", f"/history/{prompt_id}").get(prompt_id) or {}
+    status: dict[str, Any] = entry.get("status") or {}
+    return status
+
+
+def leftovers(settings: Settings) -> list[str]:
+    return sorted(p.name for p in settings.effective_output_dir.glob("alpha_*"))
+
+
+class Job:
+    """One RunPod job through RunPod's own run_job and our handler, in a thread; timed."""
+
+    def __init__(self, generator: Generator, job_input: dict[str, Any]) -> None:
+        self.handler = make_handler(generator)
+        self.job = {"id": f"fault-{uuid.uuid4().hex[:8]}", "input": job_input}
+        self.result: dict[str, Any] = {}
+        self.finished = 0.0
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        self.result = asyncio.run(run_job(self.handler, self.job))
+        self.finished = time.monotonic()
+
+    def start(self) -> Job:
+        self.started = time.monotonic()
+        self.thread.start()
+        return self
+
+    def wait(self, timeout: float = 120) -> dict[str, Any]:
+        self.thread.join(timeout)
+        assert not self.thread.is_alive(), "the job hung"
+        return self.result
+
+
+@pytest.fixture
+def own_comfy(test_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningComfy]:
+    settings = test_settings.replace(comfyui_port=free_port(), output_dir=tmp_path_factory.mktemp("own-output"),
+                                     test_steps=LONG_STEPS)
+    with running_comfy(settings, tmp_path_factory, "own") as running:
+        yield running
+
+
+def test_sigkill_mid_sampling_fails_fast_and_asks_for_a_new_worker(own_comfy: RunningComfy) -> None:
+    job = Job(Generator(own_comfy.settings), {"prompt": "a lamp", "seed": 1}).start()
+    wait_running(own_comfy.client)
+    assert own_comfy.process.proc is not None
+    killed = time.monotonic()
+    os.killpg(own_comfy.process.proc.pid, signal.SIGKILL)
+    result = job.wait()
+    took = job.finished - killed
+    assert result["error"].startswith("comfyui_unavailable: "), result
+    assert result["output"]["code"] == "comfyui_unavailable"
+    assert result.get("stopPod") is True, "refresh_worker: RunPod replaces this worker"
+    assert took < 5.0, f"noticed after {took:.1f} s"
+    assert leftovers(own_comfy.settings) == []
+
+
+def test_sigstop_times_out_at_the_deadline_then_recovers(own_comfy: RunningComfy) -> None:
+    deadline_s = 15.0
+    generator = Generator(own_comfy.settings.replace(job_timeout_s=deadline_s))
+    job = Job(generator, {"prompt": "a kettle", "seed": 2}).start()
+    stuck = wait_running(own_comfy.client)
+    assert own_comfy.process.proc is not None
+    os.killpg(own_comfy.process.proc.pid, signal.SIGSTOP)
+    try:
+        result = job.wait()
+    finally:
+        os.killpg(own_comfy.process.proc.pid, signal.SIGCONT)
+    took = job.finished - job.started
+    assert result["error"].startswith("timeout: deadline of 15 s passed"), result
+    assert result.get("stopPod") is None, "a hung ComfyUI is not a dead one"
+    assert deadline_s <= took < deadline_s + 4, f"failed after {took:.1f} s"
+    # ComfyUI could not be told while frozen; the next job tells it first, then runs normally.
+    fast = own_comfy.settings.replace(test_steps=2)
+    after = Job(Generator(fast, client=generator.client), {"prompt": "a cup", "seed": 3}).start().wait()
+    assert after.get("output", {}).get("status") == "success", after
+    stuck_status = status_of(own_comfy.client, stuck)
+    assert stuck_status.get("completed") is not True, "the frozen prompt was interrupted, not finished"
+    assert "execution_interrupted" in json.dumps(stuck_status) or not stuck_status
+    assert leftovers(own_comfy.settings) == []
+
+
+@pytest.fixture
+def proxied(comfy: RunningComfy) -> Iterator[tuple[Proxy, Generator]]:
+    with Proxy(comfy.settings.comfyui_port) as proxy:
+        client = ComfyClient(proxy.url, http_timeout_s=3.0)
+        yield proxy, Generator(comfy.settings.replace(test_steps=12), client=client)
+        client.close()
+
+
+def test_websocket_cut_while_the_job_finishes_still_succeeds(comfy: RunningComfy, proxied: tuple[Proxy, Generator],
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    proxy, generator = proxied
+    caplog.set_level(logging.INFO, logger="handler")
+    job = Job(generator, {"prompt": "a vase", "seed": 4}).start()
+    prompt_id = wait_running(comfy.client)
+    proxy.refuse = True
+    proxy.cut()
+    # The job finishes while the handler cannot reach ComfyUI at all.
+    deadline = time.monotonic() + 120
+    while status_of(comfy.client, prompt_id).get("completed") is not True:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proxy.refuse = False
+    result = job.wait()
+    assert result["output"]["status"] == "success", result
+    assert result["output"]["info"]["prompt_id"] == prompt_id
+    assert "websocket lost while following prompt" in caplog.text
+    assert proxy.open_connections() <= 1, "the job's websocket is closed (at most a pooled HTTP connection)"
+    assert leftovers(comfy.settings) == []
+
+
+def test_stalled_websocket_is_detected_and_replaced(comfy: RunningComfy, proxied: tuple[Proxy, Generator],
+                                                   caplog: pytest.LogCaptureFixture) -> None:
+    proxy, generator = proxied
+    caplog.set_level(logging.INFO, logger="handler")
+    job = Job(generator, {"prompt": "a bell", "seed": 5}).start()
+    wait_running(comfy.client)
+    proxy.stall()  # the open websocket freezes; new connections flow
+    result = job.wait()
+    assert result["output"]["status"] == "success", result
+    assert "a ping unanswered while following prompt" in caplog.text
+    assert leftovers(comfy.settings) == []
+
+
+def test_runpod_stop_signal_interrupts_the_prompt_then_the_next_job_succeeds(
+        comfy: RunningComfy, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="handler")
+    generator = Generator(comfy.settings.replace(test_steps=LONG_STEPS))
+    scaler = JobScaler({"handler": make_handler(generator)})
+    job = {"id": "to-stop", "input": {"prompt": "a clock", "seed": 6}}
+
+    async def scenario() -> tuple[bool, float, str]:
+        task = asyncio.create_task(run_job(scaler.config["handler"], job))
+        scaler.jobs_tasks[job["id"]] = task
+        prompt_id = await asyncio.to_thread(wait_running, comfy.client)
+        stopped_at = time.time()
+        assert await scaler.stop_job(job["id"])  # what RunPod's stop channel does
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await asyncio.to_thread(wait_idle, comfy.client, 60)
+        return True, stopped_at, prompt_id
+
+    threads = threading.active_count()
+    _, stopped_at, prompt_id = asyncio.run(scenario())
+    told = [r.created for r in caplog.records if r.getMessage() == f"prompt {prompt_id} dequeued and interrupted"]
+    assert told and told[0] - stopped_at < 1.5, "the handler interrupts the prompt within a tick of the stop"
+    status = status_of(comfy.client, prompt_id)
+    assert status.get("completed") is not True and "execution_interrupted" in json.dumps(status)
+    quick = Generator(comfy.settings, client=generator.client)
+    assert rgba(quick.generate(Request(prompt="a clock", seed=7)).png).shape[-1] == 4
+    time.sleep(1.0)
+    assert threading.active_count() <= threads, "the job thread ended"
+    assert leftovers(comfy.settings) == []
+
+
+def test_a_node_failure_is_a_structured_execution_error(comfy: RunningComfy) -> None:
+    """A size that is not a multiple of 64, sent past validation: LayerDiffuse's decoder refuses it."""
+    graph = json.loads(Path(comfy.settings.workflow).read_text())
+    latent = next(i for i, n in graph.items() if n.get("_meta", {}).get("title") == "alpha:latent")
+    sampler = next(i for i, n in graph.items() if n.get("_meta", {}).get("title") == "alpha:sampler")
+    graph[latent]["inputs"].update(width=328, height=328)
+    graph[sampler]["inputs"]["steps"] = 1
+    broken = Workflow(name="broken", sha256="0" * 64, graph=graph,
+                      markers=Workflow.load(comfy.settings.workflow).markers,
+                      defaults={"negative_prompt": "", "width": 328, "height": 328}, sizes=((328, 328),))
+    # Not in test mode, so the 328 px size reaches ComfyUI as it is (the models are the test ones all the same).
+    generator = Generator(comfy.settings.replace(test_models=False), workflow=broken, client=comfy.client)
+    result = Job(generator, {"prompt": "a comb", "seed": 8}).start().wait()
+    output = result["output"]
+    decoder = next(i for i, n in graph.items() if n["class_type"] == "LayeredDiffusionDecodeRGBA")
+    assert output["code"] == "execution_error" and result["error"].startswith("execution_error: ")
+    assert (output["node_id"], output["node_type"], output["exception_type"]) == (
+        decoder, "LayeredDiffusionDecodeRGBA", "AssertionError")
+    assert "is not multiple of 64" in output["message"]
+    assert "Traceback" not in json.dumps(result) and "tensor(" not in json.dumps(result)
+    assert result.get("stopPod") is None
+    with pytest.raises(ExecutionError):  # the core raises the same error for the other door
+        generator.generate(Request(prompt="a comb", seed=8))
+    assert leftovers(comfy.settings) == []
