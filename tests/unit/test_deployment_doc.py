@@ -50,6 +50,11 @@ QUOTED = [
     "(is the model file missing?)",
     "model file {folder}/{name} is missing",
     "warm-up done in %d ms",
+    "websocket silent for %.0f s and a ping unanswered while following prompt %s; ",
+    "/history did not answer while following prompt %s: %s",
+    "job cancelled by RunPod; stopping its prompt",
+    "prompt %s dequeued and interrupted",
+    "prompt %s failed after %d ms (%s); cancelling it",
 ]
 
 
