@@ -121,7 +121,7 @@ class Generator:
             try:
                 submitted = time.monotonic()
                 prompt_id = self.client.submit(graph, client_id, deadline)
-                jlog.info("submitted prompt %s", prompt_id)
+                jlog.info("submitted prompt %s in %d ms", prompt_id, (time.monotonic() - submitted) * 1000)
                 try:
                     done, ws = self.client.follow(ws, client_id, prompt_id, deadline, on_progress=on_progress,
                                                   cancel=cancel)
@@ -157,8 +157,9 @@ class Generator:
             }
             if self.settings.test_models:
                 info["test_mode"] = {"width": run_width, "height": run_height, "steps": steps}
-            jlog.info("job done in %d ms: %d-byte PNG, alpha mean %.1f, %.1f%% transparent",
-                      info["timings_ms"]["total"], len(png), stats.alpha_mean, stats.transparent * 100)
+            jlog.info("job done in %d ms (prompt %s, fetch %d ms): %d-byte PNG, alpha mean %.1f, %.1f%% transparent",
+                      info["timings_ms"]["total"], prompt_id, info["timings_ms"]["fetch"], len(png), stats.alpha_mean,
+                      stats.transparent * 100)
             return Result(png=png, filename=f"alpha_{key}.png", info=info)
         finally:
             self._sweep(key)
