@@ -117,7 +117,13 @@ class ComfyClient:
             body = response.json()
         except ValueError:
             body = {}
-        if response.status_code == 400 or (response.status_code == 200 and body.get("node_errors")):
+        if response.status_code == 200 and body.get("node_errors"):
+            # ComfyUI queues a graph whose other outputs are valid and reports the broken ones; we want all
+            # of it or nothing, so the half that was queued goes again.
+            if body.get("prompt_id"):
+                self.cancel(str(body["prompt_id"]))
+            raise validation_error(body)
+        if response.status_code == 400:
             raise validation_error(body)
         if response.status_code != 200 or "prompt_id" not in body:
             raise ComfyUnavailable(f"ComfyUI answered POST /prompt with HTTP {response.status_code}")

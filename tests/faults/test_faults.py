@@ -24,6 +24,7 @@ from runpod.serverless.modules.rp_job import run_job
 from runpod.serverless.modules.rp_scale import JobScaler
 
 from handler.comfy import ComfyClient
+from handler.deadline import Deadline
 from handler.errors import ExecutionError
 from handler.generate import Generator
 from handler.request import Request
@@ -246,3 +247,24 @@ def test_a_node_failure_is_a_structured_execution_error(comfy: RunningComfy) -> 
     with pytest.raises(ExecutionError):  # the core raises the same error for the other door
         generator.generate(Request(prompt="a comb", seed=8))
     assert leftovers(comfy.settings) == []
+
+
+def test_a_queued_prompt_with_node_errors_is_an_error_and_is_withdrawn(comfy: RunningComfy) -> None:
+    """ComfyUI answers 200 and queues the valid part when one of several outputs is broken; that is an
+    error for us, and the queued part must not run."""
+    graph = json.loads(Path(comfy.settings.workflow).read_text())
+    graph["97"] = {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "missing.safetensors"}}
+    graph["98"] = {"class_type": "VAEDecode", "inputs": {"samples": ["6", 0], "vae": ["97", 2]}}
+    graph["99"] = {"class_type": "SaveImage", "inputs": {"images": ["98", 0], "filename_prefix": "alpha_broken"}}
+    client = ComfyClient(comfy.settings.comfyui_url)
+    before = comfy.history_size()
+    with pytest.raises(ExecutionError) as caught:
+        client.submit(graph, client.new_client_id(), Deadline(30))
+    # This graph gets HTTP 200 with node_errors from the pinned ComfyUI (checked by hand), not a 400.
+    assert (caught.value.node_id, caught.value.node_type, caught.value.exception_type) == (
+        "97", "CheckpointLoaderSimple", "value_not_in_list")
+    assert "ComfyUI rejected the workflow: node 97" in caught.value.message
+    assert wait_idle(comfy.client) < 10
+    assert comfy.history_size() - before <= 1  # at most the withdrawn prompt, never a finished image
+    assert list(comfy.settings.effective_output_dir.glob("alpha_broken*")) == []
+    client.close()
