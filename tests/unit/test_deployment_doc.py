@@ -50,6 +50,9 @@ QUOTED = [
     "(is the model file missing?)",
     "model file {folder}/{name} is missing",
     "warm-up done in %d ms",
+    "pixels (threshold {percent(max_uniform)}%, ALPHA_MAX_UNIFORM_ALPHA): ",
+    "-byte PNG, sent twice as base64); the limit is ",
+    "the upload of {where} failed: ",
 ]
 
 
