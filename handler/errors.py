@@ -93,6 +93,19 @@ class TransparencyError(OutputError):
     code = "transparency_failed"
 
 
+class OutputTooLarge(AlphaError):
+    """RunPod door: the success output is over ALPHA_MAX_OUTPUT_BYTES (RunPod's payload limit) and no bucket is
+    configured to take the image instead."""
+
+    code = "output_too_large"
+
+
+class UploadFailed(AlphaError):
+    """RunPod door: the output was too large to send, and uploading the image to the bucket failed."""
+
+    code = "upload_failed"
+
+
 # Refusals of the local alpha API's HTTP layer, before any work is done.
 class Unauthorized(AlphaError):
     code = "unauthorized"

@@ -138,7 +138,7 @@ class Generator:
                       int((ran - submitted) * 1000))
 
             png = self._fetch(workflow, done, deadline)
-            stats = check_rgba(png)
+            stats = check_rgba(png, max_uniform=self.settings.max_uniform_alpha)
             fetched = time.monotonic()
             info: dict[str, Any] = {
                 "seed": seed,

@@ -1,8 +1,14 @@
-"""Check the result: a PNG, RGBA, and an alpha channel that is not constant."""
+"""Check the result: a PNG, RGBA, and an alpha channel that really varies.
+
+LayerDiffuse that did not take effect gives an alpha that is constant or nearly so (a plain picture with
+an opaque alpha, or an empty one); ``check_rgba`` refuses that, with the coverage figure, against a
+threshold the caller passes in (``ALPHA_MAX_UNIFORM_ALPHA``), so it stays a pure function of its inputs.
+"""
 
 from __future__ import annotations
 
 import io
+import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -25,7 +31,26 @@ class AlphaStats:
         return asdict(self)
 
 
-def check_rgba(data: bytes) -> AlphaStats:
+def percent(fraction: float, decimals: int = 4) -> str:
+    """A fraction as a percentage rounded down: 0.99985 -> '99.985', 1 -> '100'. Rounding down never shows a
+    share just under the threshold as over it, nor anything short of all as 100."""
+    scale = 10 ** (decimals + 2)
+    value = math.floor(fraction * scale + 1e-6) / 10**decimals
+    return f"{value:.{decimals}f}".rstrip("0").rstrip(".")
+
+
+def _over(fraction: float, threshold: float) -> str:
+    """The share as a percentage, with as many decimals as it takes to differ from the threshold's."""
+    decimals = 4
+    while percent(fraction, decimals) == percent(threshold, decimals) and decimals < 10:
+        decimals += 1
+    return percent(fraction, decimals)
+
+
+def check_rgba(data: bytes, *, max_uniform: float) -> AlphaStats:
+    """The alpha statistics of an RGBA PNG. ``max_uniform`` is the largest fraction of the pixels that may be
+    fully opaque (alpha 255), and the largest that may be fully transparent (alpha 0); 1.0 refuses only an
+    alpha that is constant. Raises OutputError (not an RGBA PNG) or TransparencyError (alpha near uniform)."""
     try:
         with Image.open(io.BytesIO(data)) as image:
             if image.format != "PNG":
@@ -43,7 +68,13 @@ def check_rgba(data: bytes) -> AlphaStats:
     stats = AlphaStats(width, height, int(low), int(high),
                        round(sum(i * n for i, n in enumerate(histogram)) / pixels, 3),
                        round(histogram[0] / pixels, 6), round(histogram[255] / pixels, 6))
+    for count, state in ((histogram[255], "opaque"), (histogram[0], "transparent")):
+        if count / pixels > max_uniform or count == pixels:
+            share = _over(count / pixels, max_uniform)
+            raise TransparencyError(f"the output's alpha is {share}% {state}: {count} of {pixels} "
+                                    f"pixels (threshold {percent(max_uniform)}%, ALPHA_MAX_UNIFORM_ALPHA): "
+                                    "LayerDiffuse did not take effect")
     if low == high:
-        state = "fully transparent" if high == 0 else "fully opaque" if high == 255 else f"constant {high}"
-        raise TransparencyError(f"the output's alpha is {state} ({pixels} pixels): LayerDiffuse did not take effect")
+        raise TransparencyError(f"the output's alpha is constant {high} ({pixels} pixels): LayerDiffuse did not "
+                                "take effect")
     return stats

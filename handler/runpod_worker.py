@@ -8,7 +8,6 @@ failed when the output dict carries ``error``; the rest of the dict
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import threading
 from collections.abc import Awaitable, Callable
@@ -19,6 +18,7 @@ from handler.comfy_process import wait_for_comfyui
 from handler.errors import AlphaError, WorkflowError, error_body
 from handler.generate import Generator
 from handler.logs import JobLog
+from handler.payload import success_output
 from handler.request import Request
 from handler.settings import load_or_exit
 from handler.threads import in_thread
@@ -39,20 +39,13 @@ def handle_job(generator: Generator, job: dict[str, Any], cancel: threading.Even
     jlog = JobLog(log, job_id)
     try:
         result = generator.generate(Request.parse(job.get("input")), job_id=job_id, cancel=cancel)
+        return success_output(result, generator.settings, job_id)
     except AlphaError as exc:
         jlog.warning("job failed: %s", exc)
         return error_output(exc)
     except Exception:
         jlog.exception("job failed with an unexpected error")
         return error_output(AlphaError("unexpected internal error; the worker log has the details"))
-    encoded = base64.b64encode(result.png).decode("ascii")
-    return {
-        "status": "success",
-        "url": f"data:image/png;base64,{encoded}",
-        "image_base64": encoded,
-        "filename": result.filename,
-        "info": result.info,
-    }
 
 
 def make_handler(generator: Generator) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:

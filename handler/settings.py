@@ -12,8 +12,10 @@ import argparse
 import dataclasses
 import ipaddress
 import os
+import re
 import shlex
 import sys
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -151,6 +153,40 @@ def _token(raw: str) -> str:
     return value
 
 
+def _fraction(raw: str) -> float:
+    message = "expected a fraction more than 0.5 and at most 1"
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ValueError(message) from None
+    if not 0.5 < value <= 1:  # also refuses nan
+        raise ValueError(message)
+    return value
+
+
+def _url(raw: str) -> str:
+    """An http(s) URL with a host, or empty."""
+    value = raw.strip()
+    if not value:
+        return ""
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
+        raise ValueError("expected an http:// or https:// URL with a host (or empty)")
+    return value.rstrip("/")
+
+
+def _bucket(raw: str) -> str:
+    value = raw.strip()
+    if value and not BUCKET_NAME.fullmatch(value):
+        raise ValueError("expected an S3 bucket name: 3 to 63 lowercase letters, digits, '.' and '-' (or empty)")
+    return value
+
+
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+# Needed, all of them, once BUCKET_ENDPOINT_URL turns uploads on.
+BUCKET_FIELDS = ("bucket_access_key_id", "bucket_secret_access_key", "bucket_name")
+
+
 SPECS: tuple[Spec, ...] = (
     Spec("comfyui_dir", "ALPHA_COMFYUI_DIR", str(REPO / ".comfyui"), _path,
          "ComfyUI folder laid out by `scripts/install_comfyui.py`."),
@@ -194,6 +230,31 @@ SPECS: tuple[Spec, ...] = (
     Spec("runpod_log_level", "RUNPOD_LOG_LEVEL", "INFO", _choice("NOTSET", "DEBUG", "INFO", "WARN", "ERROR"),
          "Log level of the RunPod SDK. Its DEBUG level logs whole job outputs (the image's base64), so the "
          "default is INFO."),
+    Spec("max_uniform_alpha", "ALPHA_MAX_UNIFORM_ALPHA", "0.999", _fraction,
+         "Largest fraction of the output's pixels that may be fully opaque (alpha 255), and likewise fully "
+         "transparent (alpha 0); above it the job fails with `transparency_failed`: LayerDiffuse that did not take "
+         "effect gives an alpha that is (nearly) all one value. 0.999 still passes an object that covers only "
+         "0.1% of the image (about 32x32 px of 1024x1024; a small cut-out on a wide transparent background is "
+         "often 90-99% transparent) and refuses an alpha that is opaque but for a few pixels. 1 refuses only a "
+         "constant alpha."),
+    Spec("max_output_bytes", "ALPHA_MAX_OUTPUT_BYTES", "9500000", _int_range(4096, 20_000_000),
+         "RunPod door: largest success output, measured as the JSON RunPod sends (`{\"output\": ...}`, UTF-8). "
+         "The image travels twice in it (`url` and `image_base64`); the default keeps it under the 10 MB "
+         "payload limit of `/run` with room for RunPod's own fields (`/runsync` allows 20 MB). Above it the PNG "
+         "is uploaded to the bucket when `BUCKET_ENDPOINT_URL` is set; otherwise the job fails with "
+         "`output_too_large`.", "bytes"),
+    Spec("bucket_endpoint_url", "BUCKET_ENDPOINT_URL", "", _url,
+         "RunPod door: S3-compatible endpoint for outputs over `ALPHA_MAX_OUTPUT_BYTES` (the RunPod SDK's "
+         "variable), e.g. `https://<account>.r2.cloudflarestorage.com`; empty means no uploads. When set, "
+         "`BUCKET_ACCESS_KEY_ID`, `BUCKET_SECRET_ACCESS_KEY` and `ALPHA_BUCKET_NAME` are required."),
+    Spec("bucket_access_key_id", "BUCKET_ACCESS_KEY_ID", "", _token, "RunPod door: the bucket's access key id."),
+    Spec("bucket_secret_access_key", "BUCKET_SECRET_ACCESS_KEY", "", _token,
+         "RunPod door: the bucket's secret access key. Never logged.", secret=True),
+    Spec("bucket_name", "ALPHA_BUCKET_NAME", "", _bucket,
+         "RunPod door: the bucket that receives large outputs, as `<job id>/alpha_<32 hex>.png`; the response's "
+         "`url` is then a presigned GET URL, valid for 7 days (the SDK's fixed expiry)."),
+    Spec("bucket_timeout_s", "ALPHA_BUCKET_TIMEOUT_S", "60", _seconds,
+         "RunPod door: deadline for one upload; past it the job fails with `upload_failed`.", "s"),
     Spec("serve_host", "ALPHA_SERVE_HOST", "127.0.0.1", _host,
          "Local alpha API (`./bootstrap.sh serve`): address to bind. Anything but loopback exposes it; "
          "set `ALPHA_SERVE_TOKEN` then."),
@@ -261,6 +322,13 @@ class Settings:
     http_timeout_s: float = _D["http_timeout_s"]
     log_level: str = _D["log_level"]
     runpod_log_level: str = _D["runpod_log_level"]
+    max_uniform_alpha: float = _D["max_uniform_alpha"]
+    max_output_bytes: int = _D["max_output_bytes"]
+    bucket_endpoint_url: str = _D["bucket_endpoint_url"]
+    bucket_access_key_id: str = _D["bucket_access_key_id"]
+    bucket_secret_access_key: str = dataclasses.field(default=_D["bucket_secret_access_key"], repr=False)
+    bucket_name: str = _D["bucket_name"]
+    bucket_timeout_s: float = _D["bucket_timeout_s"]
     serve_host: str = _D["serve_host"]
     serve_port: int = _D["serve_port"]
     serve_token: str | None = dataclasses.field(default=_D["serve_token"], repr=False)
@@ -279,6 +347,12 @@ class Settings:
     hf_token: str = dataclasses.field(default=_D["hf_token"], repr=False)
     hf_token_file: Path | None = _D["hf_token_file"]
 
+    def __post_init__(self) -> None:
+        if self.bucket_endpoint_url:
+            missing = [spec.env for spec in SPECS if spec.field in BUCKET_FIELDS and not getattr(self, spec.field)]
+            if missing:
+                raise SettingsError(f"BUCKET_ENDPOINT_URL is set, so {' and '.join(missing)} must be set too")
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
@@ -291,6 +365,11 @@ class Settings:
                 shown = "<hidden>" if spec.secret else repr(raw)
                 raise SettingsError(f"{spec.env}={shown}: {exc}") from None
         return cls(**values)
+
+    @property
+    def bucket_configured(self) -> bool:
+        """Whether outputs over ALPHA_MAX_OUTPUT_BYTES are uploaded (the other bucket settings are then set)."""
+        return bool(self.bucket_endpoint_url)
 
     @property
     def comfyui_url(self) -> str:

@@ -12,7 +12,7 @@ from handler import testmodels
 from handler.comfy import ComfyClient
 from handler.comfy_process import ComfyProcess
 from handler.settings import Settings
-from tests.helpers import RunningComfy, free_port
+from tests.helpers import RunningComfy, free_port, runpod_api
 
 
 @pytest.fixture(scope="session")
@@ -47,3 +47,10 @@ def running_comfy(settings: Settings, log_dir: pytest.TempPathFactory, name: str
 def comfy(test_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningComfy]:
     with running_comfy(test_settings, tmp_path_factory, "comfy") as running:
         yield running
+
+
+@pytest.fixture(scope="module")
+def serve_api(comfy: RunningComfy) -> Iterator[str]:
+    """RunPod's local API (`--rp_serve_api`) in front of the shared ComfyUI, one per test module."""
+    with runpod_api(comfy.settings) as api:
+        yield api.url

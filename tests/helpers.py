@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from aiohttp import web
@@ -22,7 +26,7 @@ from PIL import Image
 
 from handler.comfy import ComfyClient
 from handler.comfy_process import ComfyProcess
-from handler.settings import Settings
+from handler.settings import REPO, Settings
 
 
 def free_port() -> int:
@@ -157,3 +161,30 @@ def raw_get(port: int, target: bytes, timeout: float = 10) -> Reply:
     lines = head.decode("latin-1").split("\r\n")
     headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
     return Reply(int(lines[0].split()[1]), headers, body)
+
+
+@dataclass
+class RunpodApi:
+    url: str
+    process: subprocess.Popen[bytes]
+
+
+@contextlib.contextmanager
+def runpod_api(settings: Settings, log: IO[bytes] | None = None) -> Iterator[RunpodApi]:
+    """RunPod's local API (`python -m handler --rp_serve_api`) in front of an already running ComfyUI; the
+    worker's output goes to ``log`` (discarded by default)."""
+    port = free_port()
+    sink: IO[bytes] | int = log if log is not None else subprocess.DEVNULL
+    proc = subprocess.Popen([sys.executable, "-m", "handler", "--rp_serve_api", "--rp_api_host", "127.0.0.1",
+                             "--rp_api_port", str(port)], cwd=REPO, env=child_env(settings),
+                            stdout=sink, stderr=sink)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/docs", 60)
+        yield RunpodApi(f"http://127.0.0.1:{port}", proc)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)

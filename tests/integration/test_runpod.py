@@ -7,7 +7,6 @@ import hashlib
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ from handler.generate import Generator
 from handler.runpod_worker import make_handler
 from handler.settings import REPO
 from tests.cases import BAD_INPUTS
-from tests.helpers import RunningComfy, assert_success_contract, child_env, free_port, post_json, rgba, wait_http
+from tests.helpers import RunningComfy, assert_success_contract, child_env, post_json, rgba
 
 pytestmark = pytest.mark.comfyui
 WORKFLOW_SHA = hashlib.sha256((REPO / "workflows" / "alpha_txt2img.json").read_bytes()).hexdigest()
@@ -74,21 +73,6 @@ def test_input_that_is_not_an_object(comfy: RunningComfy, job_input: Any) -> Non
     result = run(comfy, job_input)
     assert result["error"].startswith("invalid_input: input must be a JSON object")
     assert result["output"]["field"] is None
-
-
-@pytest.fixture(scope="module")
-def serve_api(comfy: RunningComfy) -> Iterator[str]:
-    """RunPod's local API (`--rp_serve_api`) in front of the shared ComfyUI."""
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "handler", "--rp_serve_api", "--rp_api_host", "127.0.0.1",
-                             "--rp_api_port", str(port)], cwd=REPO, env=child_env(comfy.settings),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/docs", 60)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 def test_runsync_success(serve_api: str) -> None:

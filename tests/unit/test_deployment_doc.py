@@ -55,6 +55,9 @@ QUOTED = [
     "job cancelled by RunPod; stopping its prompt",
     "prompt %s dequeued and interrupted",
     "prompt %s failed after %d ms (%s); cancelling it",
+    "pixels (threshold {percent(max_uniform)}%, ALPHA_MAX_UNIFORM_ALPHA): ",
+    "-byte PNG, sent twice as base64); the limit is ",
+    "the upload of {where} failed: ",
 ]
 
 

@@ -7,9 +7,11 @@ from typing import Any
 import pytest
 
 from handler.errors import InputError
+from handler.generate import Generator
 from handler.request import MAX_SEED, Request, check_size
 from handler.settings import Settings
 from handler.workflow import Workflow
+from tests.cases import BAD_BODIES, CORPUS, VALID_PROMPTS, BadInput
 
 SIZES = Workflow.load(Settings().workflow).sizes
 
@@ -94,3 +96,26 @@ def test_bad_input(data: Any, field: str | None, words: str) -> None:
     assert str(caught.value).startswith("invalid_input: ")
     if field is not None:
         assert f"'{field}'" in caught.value.message
+
+
+GENERATOR = Generator(Settings())
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=[c.id for c in CORPUS])
+def test_the_bad_input_corpus(case: BadInput) -> None:
+    """What every door runs before it submits: Request.parse, then the workflow and size check."""
+    with pytest.raises(InputError) as caught:
+        GENERATOR.pick(Request.parse(case.job_input))
+    assert (caught.value.code, caught.value.field) == ("invalid_input", case.field)
+    assert case.words in caught.value.message
+
+
+def test_the_corpus_is_large_and_named_uniquely() -> None:
+    assert len(CORPUS) >= 40 and len({c.id for c in CORPUS}) == len(CORPUS)
+    assert len({b.id for b in BAD_BODIES}) == len(BAD_BODIES)
+
+
+@pytest.mark.parametrize("prompt", VALID_PROMPTS)
+def test_odd_but_valid_prompts_pass_unchanged(prompt: str) -> None:
+    request = Request.parse({"prompt": prompt})
+    assert request.prompt == prompt.strip() and GENERATOR.pick(request).name == "alpha_txt2img"

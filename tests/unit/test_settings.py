@@ -48,6 +48,11 @@ def test_round_trip_through_env() -> None:
     ("ALPHA_SERVE_HOST", "example.com"), ("ALPHA_SERVE_TOKEN", "short"), ("ALPHA_SERVE_TOKEN", "has a space in it!!"),
     ("ALPHA_SERVE_MAX_AGE_DAYS", "-1"), ("ALPHA_SERVE_MAX_FILES", "0"), ("ALPHA_SERVE_MAX_BODY_BYTES", "10"),
     ("ALPHA_FETCH_ATTEMPTS", "0"), ("CIVITAI_TOKEN", "two words"),
+    ("ALPHA_MAX_UNIFORM_ALPHA", "0.4"), ("ALPHA_MAX_UNIFORM_ALPHA", "1.01"), ("ALPHA_MAX_UNIFORM_ALPHA", "nan"),
+    ("ALPHA_MAX_OUTPUT_BYTES", "100"), ("ALPHA_MAX_OUTPUT_BYTES", "30000000"),
+    ("BUCKET_ENDPOINT_URL", "s3.amazonaws.com"), ("BUCKET_ENDPOINT_URL", "ftp://host"),
+    ("BUCKET_ENDPOINT_URL", "https://"), ("ALPHA_BUCKET_NAME", "Results_2024"), ("ALPHA_BUCKET_NAME", "ab"),
+    ("ALPHA_BUCKET_TIMEOUT_S", "0"), ("BUCKET_SECRET_ACCESS_KEY", "has space"),
 ])
 def test_bad_values_name_the_variable(env: str, value: str) -> None:
     with pytest.raises(SettingsError, match=f"^{env}=.*: expected ") as caught:
@@ -86,3 +91,34 @@ def test_serve_defaults_are_loopback() -> None:
     assert s.effective_serve_dir == Path("/o/alpha-api")
     assert not Settings(serve_host="0.0.0.0").serve_is_loopback
     assert Settings(serve_host="::1").serve_is_loopback and Settings(serve_host="localhost").serve_is_loopback
+
+
+BUCKET_ENV = {"BUCKET_ENDPOINT_URL": "https://acct.r2.cloudflarestorage.com/", "BUCKET_ACCESS_KEY_ID": "AKID123",
+              "BUCKET_SECRET_ACCESS_KEY": "bucket-secret-4", "ALPHA_BUCKET_NAME": "alpha-results"}
+
+
+def test_output_guard_defaults() -> None:
+    s = Settings()
+    assert (s.max_uniform_alpha, s.max_output_bytes, s.bucket_configured) == (0.999, 9_500_000, False)
+    assert Settings.from_env({"ALPHA_MAX_UNIFORM_ALPHA": "1"}).max_uniform_alpha == 1.0
+
+
+def test_a_bucket_needs_all_its_settings(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    s = Settings.from_env(BUCKET_ENV)
+    assert s.bucket_configured and s.bucket_endpoint_url == "https://acct.r2.cloudflarestorage.com"
+    assert "bucket-secret-4" not in repr(s) and "AKID123" in repr(s)
+    assert Settings.from_env(s.to_env()) == s
+    with pytest.raises(SettingsError, match=r"^BUCKET_ENDPOINT_URL is set, so BUCKET_SECRET_ACCESS_KEY and "
+                                            r"ALPHA_BUCKET_NAME must be set too$"):
+        Settings.from_env({**BUCKET_ENV, "BUCKET_SECRET_ACCESS_KEY": "", "ALPHA_BUCKET_NAME": ""})
+    # Without an endpoint the other bucket settings do nothing.
+    assert not Settings.from_env({**BUCKET_ENV, "BUCKET_ENDPOINT_URL": ""}).bucket_configured
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env({**BUCKET_ENV, "BUCKET_SECRET_ACCESS_KEY": "bucket secret 5"})
+    assert str(caught.value).startswith("BUCKET_SECRET_ACCESS_KEY=<hidden>: expected") and "secret 5" not in str(
+        caught.value)
+    for name, value in BUCKET_ENV.items():
+        monkeypatch.setenv(name, value)
+    assert main(["--get", "bucket_secret_access_key"]) == 1
+    out, err = capsys.readouterr()
+    assert "bucket-secret-4" not in out + err and "is a secret" in err

@@ -1,0 +1,112 @@
+"""The RunPod door's success output: built, measured against RunPod's payload limit, and kept under it.
+
+The image travels in the output twice, as a data URL in ``url`` and as ``image_base64``. RunPod sends the
+output as UTF-8 JSON (``{"output": ...}``) and caps it (10 MB on ``/run``, 20 MB on ``/runsync``); an output
+over ``ALPHA_MAX_OUTPUT_BYTES`` would be lost there. Then, with a bucket configured (``BUCKET_ENDPOINT_URL``),
+the PNG is uploaded with the RunPod SDK's own helper and ``url`` is the object's presigned URL, with no
+``image_base64``; without one the job fails with ``output_too_large``. A success output always carries the
+image or its URL.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import json
+import logging
+import re
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from handler.errors import OutputError, OutputTooLarge, UploadFailed
+from handler.generate import Result
+from handler.logs import JobLog
+from handler.settings import Settings
+
+log = logging.getLogger(__name__)
+UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+
+
+def output_size(output: dict[str, Any]) -> int:
+    """Bytes of the output as RunPod sends it: ``{"output": ...}`` as JSON (``ensure_ascii=False``), UTF-8."""
+    return len(json.dumps({"output": output}, ensure_ascii=False).encode("utf-8"))
+
+
+def success_output(result: Result, settings: Settings, job_id: str) -> dict[str, Any]:
+    """The success output of a job, under ALPHA_MAX_OUTPUT_BYTES; raises OutputTooLarge or UploadFailed."""
+    if not result.png:
+        raise OutputError("the output PNG is empty")
+    encoded = base64.b64encode(result.png).decode("ascii")
+    output = {"status": "success", "url": f"data:image/png;base64,{encoded}", "image_base64": encoded,
+              "filename": result.filename, "info": result.info}
+    size, limit = output_size(output), settings.max_output_bytes
+    if size <= limit:
+        return output
+    too_large = (f"the output is {size} bytes (a {len(result.png)}-byte PNG, sent twice as base64); the limit is "
+                 f"{limit} bytes (ALPHA_MAX_OUTPUT_BYTES)")
+    if not settings.bucket_configured:
+        raise OutputTooLarge(f"{too_large}; set BUCKET_ENDPOINT_URL and the other bucket settings to upload large "
+                             "images instead")
+    JobLog(log, job_id).info("%s: uploading the PNG to the bucket", too_large)
+    uploaded = {"status": "success", "url": upload(result.png, result.filename, job_id, settings),
+                "filename": result.filename, "info": result.info}
+    size = output_size(uploaded)
+    if size > limit:
+        raise OutputTooLarge(f"the output is {size} bytes even with the PNG uploaded; the limit is {limit} bytes "
+                             "(ALPHA_MAX_OUTPUT_BYTES)")
+    return uploaded
+
+
+def key_prefix(job_id: str) -> str:
+    """The job id as the object's folder, with anything but letters, digits, '.', '_' and '-' replaced."""
+    return UNSAFE_KEY_CHARS.sub("_", job_id) or "-"
+
+
+def upload(png: bytes, filename: str, job_id: str, settings: Settings) -> str:
+    """Upload the PNG as ``<job id>/<filename>`` with the RunPod SDK's helper, within ALPHA_BUCKET_TIMEOUT_S;
+    returns the object's presigned URL. Credentials go to the helper as arguments, never through the
+    environment; the secret key and the signed URL are not logged."""
+    jlog = JobLog(log, job_id)
+    prefix = key_prefix(job_id)
+    key = f"{prefix}/{filename}"
+    where = f"{key} to bucket {settings.bucket_name} at {settings.bucket_endpoint_url}"
+    if importlib.util.find_spec("boto3") is None:
+        raise UploadFailed("cannot upload: boto3, which the RunPod SDK's upload helper needs, is not installed")
+    # Imported here: it configures logging on import, which must not happen before logs.configure.
+    from runpod.serverless.utils import rp_upload
+
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            with tempfile.TemporaryDirectory(prefix="alpha-upload-") as folder:
+                path = Path(folder) / filename
+                path.write_bytes(png)
+                outcome["url"] = rp_upload.upload_file_to_bucket(
+                    file_name=filename, file_location=str(path), bucket_name=settings.bucket_name,
+                    prefix=prefix, extra_args={"ContentType": "image/png"},
+                    bucket_creds={"endpointUrl": settings.bucket_endpoint_url,
+                                  "accessId": settings.bucket_access_key_id,
+                                  "accessSecret": settings.bucket_secret_access_key})
+        except Exception as exc:  # handed to the waiting job thread
+            outcome["error"] = exc
+
+    started = time.monotonic()
+    thread = threading.Thread(target=run, name=f"upload-{job_id}", daemon=True)
+    thread.start()
+    thread.join(settings.bucket_timeout_s)
+    if thread.is_alive():
+        raise UploadFailed(f"the upload of {where} did not finish within {settings.bucket_timeout_s:g} s "
+                           "(ALPHA_BUCKET_TIMEOUT_S)")
+    if "error" in outcome:
+        exc = outcome["error"]
+        raise UploadFailed(f"the upload of {where} failed: {type(exc).__name__}: {exc}")
+    url = outcome.get("url")
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
+        # The helper saves to a local folder instead when it has no client; that is no use to the caller.
+        raise UploadFailed(f"the upload of {where} gave no URL")
+    jlog.info("uploaded %s (%d bytes) in %d ms", where, len(png), (time.monotonic() - started) * 1000)
+    return url

@@ -1,0 +1,195 @@
+"""The RunPod success output: its size guard, and the upload to an S3-compatible bucket (a fake one, served
+locally) with the RunPod SDK's helper."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import importlib.util
+import io
+import json
+import logging
+import os
+import urllib.request
+from collections.abc import Iterator
+from typing import Any, cast
+
+import pytest
+from PIL import Image
+from runpod.serverless.modules.rp_job import run_job
+
+from handler.errors import OutputTooLarge, UploadFailed
+from handler.generate import Generator, Result
+from handler.payload import output_size, success_output
+from handler.runpod_worker import make_handler
+from handler.settings import Settings
+from tests.fake_s3 import FakeS3
+from tests.helpers import ServerThread
+
+KEY_ID = "AKIDFAKE0123456789"
+SECRET = "fake-secret-" + "9" * 24
+FILENAME = "alpha_" + "ab" * 16 + ".png"
+
+
+def png_bytes(size: int = 64) -> bytes:
+    """RGBA noise: it does not compress, so its size is about 4 * size**2 bytes."""
+    image = Image.frombytes("RGBA", (size, size), os.urandom(4 * size * size))
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+def result(png: bytes | None = None, **info: Any) -> Result:
+    return Result(png=png if png is not None else png_bytes(), filename=FILENAME, info={"seed": 1, **info})
+
+
+@pytest.fixture
+def s3() -> Iterator[tuple[FakeS3, ServerThread]]:
+    fake = FakeS3()
+    with ServerThread(fake.app()) as server:
+        yield fake, server
+
+
+def bucket_settings(server: ServerThread, **changes: Any) -> Settings:
+    return Settings().replace(bucket_endpoint_url=server.url, bucket_access_key_id=KEY_ID,
+                              bucket_secret_access_key=SECRET, bucket_name="alpha-results", **changes)
+
+
+def test_an_output_under_the_limit_carries_the_image_twice() -> None:
+    data = png_bytes()
+    output = success_output(result(data), Settings(), "job-1")
+    encoded = base64.b64encode(data).decode()
+    assert output == {"status": "success", "url": f"data:image/png;base64,{encoded}", "image_base64": encoded,
+                      "filename": FILENAME, "info": {"seed": 1}}
+    assert output_size(output) == len(json.dumps({"output": output}, ensure_ascii=False).encode())
+
+
+def test_the_size_is_what_runpod_sends_in_utf8() -> None:
+    assert output_size({"a": "é"}) == len('{"output": {"a": "é"}}'.encode())
+
+
+def test_over_the_limit_without_a_bucket_is_output_too_large() -> None:
+    data = png_bytes(256)
+    full = success_output(result(data), Settings(), "job-1")
+    size = output_size(full)
+    limit = size - 1
+    with pytest.raises(OutputTooLarge) as caught:
+        success_output(result(data), Settings(max_output_bytes=limit), "job-1")
+    assert caught.value.code == "output_too_large"
+    assert caught.value.message == (f"the output is {size} bytes (a {len(data)}-byte PNG, sent twice as base64); "
+                                    f"the limit is {limit} bytes (ALPHA_MAX_OUTPUT_BYTES); set BUCKET_ENDPOINT_URL "
+                                    "and the other bucket settings to upload large images instead")
+    assert success_output(result(data), Settings(max_output_bytes=size), "job-1") == full, "the limit is inclusive"
+
+
+def test_the_default_limit_fits_runpod_run() -> None:
+    runpod_run_limit = 10_000_000
+    assert Settings().max_output_bytes == 9_500_000 < runpod_run_limit
+
+
+def test_an_empty_png_never_succeeds() -> None:
+    with pytest.raises(Exception, match="the output PNG is empty"):
+        success_output(result(b""), Settings(), "job-1")
+
+
+def test_over_the_limit_with_a_bucket_uploads_and_returns_the_url(s3: tuple[FakeS3, ServerThread],
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    fake, server = s3
+    data = png_bytes(256)
+    caplog.set_level(logging.DEBUG)
+    output = success_output(result(data), bucket_settings(server, max_output_bytes=4096), "sync-123")
+    assert set(output) == {"status", "url", "filename", "info"}, "no image_base64 once uploaded"
+    assert output["status"] == "success" and output["filename"] == FILENAME
+    key = f"alpha-results/sync-123/{FILENAME}"
+    assert fake.objects == {key: data}, "the uploaded bytes are the PNG's"
+    assert fake.content_types[key] == "image/png"
+    url = output["url"]
+    assert url.startswith(f"{server.url}/{key}?") and "X-Amz-Signature=" in url and f"Credential={KEY_ID}" in url
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.read() == data, "the returned URL points at the uploaded object"
+    assert output_size(output) <= 4096
+    seen = json.dumps([[r.method, r.path, r.query, r.headers] for r in fake.requests])
+    assert f"Credential={KEY_ID}/" in seen and SECRET not in seen
+    assert SECRET not in caplog.text and "X-Amz-Signature" not in caplog.text
+    assert f"uploaded sync-123/{FILENAME} to bucket alpha-results" in caplog.text
+
+
+def test_a_large_png_goes_up_in_parts(s3: tuple[FakeS3, ServerThread]) -> None:
+    fake, server = s3
+    data = os.urandom(12 * 2**20)  # the helper switches to a multipart upload above its threshold
+    output = success_output(result(data), bucket_settings(server), "job-big")
+    assert fake.objects[f"alpha-results/job-big/{FILENAME}"] == data
+    assert sum(1 for r in fake.requests if "partNumber" in r.query) >= 2
+    assert "image_base64" not in output
+
+
+def test_the_job_id_is_a_safe_key_prefix(s3: tuple[FakeS3, ServerThread]) -> None:
+    fake, server = s3
+    success_output(result(), bucket_settings(server, max_output_bytes=4096), "../odd id?")
+    assert list(fake.objects) == [f"alpha-results/.._odd_id_/{FILENAME}"]
+
+
+def test_a_refused_upload_is_upload_failed(s3: tuple[FakeS3, ServerThread]) -> None:
+    fake, server = s3
+    fake.mode = "deny"
+    with pytest.raises(UploadFailed) as caught:
+        success_output(result(), bucket_settings(server, max_output_bytes=4096), "job-1")
+    message = caught.value.message
+    assert caught.value.code == "upload_failed" and message.startswith(
+        f"the upload of job-1/{FILENAME} to bucket alpha-results at {server.url} failed: ")
+    assert "AccessDenied" in message and SECRET not in message
+
+
+def test_a_hung_upload_fails_at_its_deadline(s3: tuple[FakeS3, ServerThread]) -> None:
+    fake, server = s3
+    fake.mode, fake.hang_s = "hang", 3.0
+    with pytest.raises(UploadFailed, match=r"did not finish within 0\.5 s \(ALPHA_BUCKET_TIMEOUT_S\)"):
+        success_output(result(), bucket_settings(server, max_output_bytes=4096, bucket_timeout_s=0.5), "job-1")
+
+
+def test_without_boto3_the_upload_fails_clearly(s3: tuple[FakeS3, ServerThread],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "boto3"
+                        else real(name, *a))
+    with pytest.raises(UploadFailed, match="boto3, which the RunPod SDK's upload helper needs, is not installed"):
+        success_output(result(), bucket_settings(s3[1], max_output_bytes=4096), "job-1")
+    assert s3[0].requests == []
+
+
+def test_an_output_too_large_even_when_uploaded(s3: tuple[FakeS3, ServerThread]) -> None:
+    _, server = s3
+    with pytest.raises(OutputTooLarge, match=r"bytes even with the PNG uploaded; the limit is 4096 bytes"):
+        success_output(result(padding="x" * 5000), bucket_settings(server, max_output_bytes=4096), "job-1")
+
+
+class StubGenerator:
+    """Stands in for Generator in the RunPod handler: a fixed result, no ComfyUI."""
+
+    def __init__(self, settings: Settings, png: bytes) -> None:
+        self.settings = settings
+        self.png = png
+
+    def generate(self, *_args: Any, **_kwargs: Any) -> Result:
+        return result(self.png)
+
+
+def run(settings: Settings, data: bytes) -> dict[str, Any]:
+    handler = make_handler(cast(Generator, StubGenerator(settings, data)))
+    job_result: dict[str, Any] = asyncio.run(run_job(handler, {"id": "job-7", "input": {"prompt": "a cup"}}))
+    return job_result
+
+
+def test_the_runpod_handler_fails_the_job_when_too_large() -> None:
+    data = png_bytes(128)
+    job_result = run(Settings(max_output_bytes=4096), data)
+    assert job_result["error"].startswith("output_too_large: the output is ")
+    assert job_result["output"]["code"] == "output_too_large" and "stopPod" not in job_result
+
+
+def test_the_runpod_handler_returns_the_uploaded_url(s3: tuple[FakeS3, ServerThread]) -> None:
+    fake, server = s3
+    data = png_bytes(128)
+    job_result = run(bucket_settings(server, max_output_bytes=4096), data)
+    assert set(job_result) == {"output"} and set(job_result["output"]) == {"status", "url", "filename", "info"}
+    assert fake.objects == {f"alpha-results/job-7/{FILENAME}": data}
