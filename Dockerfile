@@ -83,7 +83,8 @@ RUN scripts/install_requirements.sh
 # or its history.
 ARG BAKE_MODELS=1
 COPY pins/models.json pins/
-COPY handler/__init__.py handler/download.py handler/logs.py handler/model_manifest.py handler/models.py handler/settings.py handler/
+COPY handler/__init__.py handler/download.py handler/logs.py handler/model_manifest.py handler/models.py handler/settings.py \
+     handler/setting_types.py handler/
 RUN --mount=type=secret,id=civitai_token --mount=type=secret,id=hf_token \
     case "${BAKE_MODELS}" in \
       1) CIVITAI_TOKEN_FILE=/run/secrets/civitai_token HF_TOKEN_FILE=/run/secrets/hf_token \
