@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from handler import workflow_online
 from handler.comfy import ComfyClient
 from handler.deadline import Deadline
-from handler.errors import AlphaError
+from handler.errors import AlphaError, WorkflowError
 from handler.workflow import Workflow
 
 
@@ -49,3 +49,10 @@ def check(workflows: Sequence[Workflow], client: ComfyClient, timeout_s: float =
         return Readiness([f"ComfyUI: {exc.message}"], {**checks, "workflow_check": "no answer"})
     checks["workflow_check"] = "ok" if not problems else f"{len(problems)} problem(s)"
     return Readiness(problems, checks)
+
+
+def require(workflows: Sequence[Workflow], client: ComfyClient, timeout_s: float) -> None:
+    """For startup: raise WorkflowError listing every problem, so a worker that cannot serve takes no job."""
+    result = check(workflows, client, timeout_s)
+    if not result.ready:
+        raise WorkflowError("the workflow cannot run on this ComfyUI: " + "; ".join(result.problems))

@@ -15,7 +15,7 @@ from typing import Any
 
 from handler import logs, readiness
 from handler.comfy_process import wait_for_comfyui
-from handler.errors import AlphaError, WorkflowError, error_body
+from handler.errors import AlphaError, error_body
 from handler.generate import Generator
 from handler.logs import JobLog
 from handler.payload import success_output
@@ -71,9 +71,7 @@ def main() -> int:
         generator = Generator(settings)
         wait_for_comfyui(generator.client, settings.ready_timeout_s)
         # Refuse to take jobs with a workflow this ComfyUI cannot run, rather than fail the first job.
-        result = readiness.check(generator.workflows, generator.client, READY_CHECK_TIMEOUT_S)
-        if not result.ready:
-            raise WorkflowError("the workflow cannot run on this ComfyUI: " + "; ".join(result.problems))
+        readiness.require(generator.workflows, generator.client, READY_CHECK_TIMEOUT_S)
     except AlphaError as exc:
         log.error("worker not started: %s", exc)
         return 1

@@ -20,7 +20,7 @@ from types import FrameType
 
 from handler import logs, readiness, testmodels
 from handler.comfy_process import ComfyProcess, die_with_parent
-from handler.errors import AlphaError, ComfyUnavailable, TransparencyError, WorkflowError
+from handler.errors import AlphaError, ComfyUnavailable, TransparencyError
 from handler.generate import Generator
 from handler.settings import Settings, load_or_exit
 
@@ -87,9 +87,7 @@ class Supervisor:
         """After ComfyUI is ready and before the worker starts: the workflow fits this ComfyUI and its
         models are present, then a warm-up job. A worker that cannot serve never takes a job."""
         assert self.generator is not None
-        result = readiness.check(self.generator.workflows, self.generator.client, READY_CHECK_TIMEOUT_S)
-        if not result.ready:
-            raise WorkflowError("the workflow cannot run on this ComfyUI: " + "; ".join(result.problems))
+        readiness.require(self.generator.workflows, self.generator.client, READY_CHECK_TIMEOUT_S)
         if not self.settings.warmup:
             log.info("warm-up skipped (ALPHA_WARMUP=0): the first job loads the models")
             return
