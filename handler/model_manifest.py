@@ -45,6 +45,8 @@ class ModelFile:
     size: int | None
     sha256: str | None
     sources: tuple[Source, ...]
+    # Needed only by a non-default workflow: fetched and checked only when named (``--only``).
+    optional: bool = False
 
     @property
     def label(self) -> str:
@@ -86,9 +88,12 @@ def _entry(raw: Any, index: int) -> ModelFile:
         raise ManifestError(f"{where}: sha256 must be 64 lowercase hex digits or null")
     if not isinstance(urls, list) or not urls:
         raise ManifestError(f"{where}: urls must be a non-empty list")
+    optional = raw.get("optional", False)
+    if not isinstance(optional, bool):
+        raise ManifestError(f"{where}: optional must be true or false")
     entry_auth = _auth(raw.get("auth"), where)
     sources = tuple(_source(url, entry_auth, where) for url in urls)
-    return ModelFile(str(name), str(folder), size, sha256, sources)
+    return ModelFile(str(name), str(folder), size, sha256, sources, optional)
 
 
 def load(path: Path = MANIFEST) -> list[ModelFile]:

@@ -168,8 +168,9 @@ class Fetcher:
 
 
 def _select(entries: list[ModelFile], only: Sequence[str] | None) -> list[ModelFile]:
+    """The named entries, or by default every entry that is not optional."""
     if not only:
-        return entries
+        return [entry for entry in entries if not entry.optional]
     unknown = sorted(set(only) - {entry.name for entry in entries})
     if unknown:
         known = ", ".join(entry.name for entry in entries)
@@ -187,7 +188,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         command.add_argument("--manifest", type=Path, default=MANIFEST, help="default: %(default)s")
         command.add_argument("--dest", type=Path, help="models folder (default: ALPHA_MODELS_DIR, else "
                                                        "<ALPHA_COMFYUI_DIR>/models)")
-        command.add_argument("--only", nargs="+", action="extend", metavar="NAME", help="only these file names")
+        command.add_argument("--only", nargs="+", action="extend", metavar="NAME",
+                             help="only these file names (optional entries are fetched only when named)")
     return parser.parse_args(argv)
 
 

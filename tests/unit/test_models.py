@@ -421,7 +421,7 @@ def test_bad_manifest_entries_are_refused(tmp_path: Path, change: dict[str, Any]
 
 
 def test_the_shipped_manifest_loads() -> None:
-    entries = {entry.label: entry for entry in load()}
+    entries = {entry.label: entry for entry in load() if not entry.optional}
     assert set(entries) == {"checkpoints/juggernautXL_version6Rundiffusion.safetensors",
                             "layer_model/layer_xl_transparent_attn.safetensors",
                             "layer_model/vae_transparent_decoder.safetensors"}
@@ -429,6 +429,19 @@ def test_the_shipped_manifest_loads() -> None:
     assert jugg.sources[0].url == "https://civitai.com/api/download/models/198530"
     assert jugg.sources[0].auth == "civitai"
     assert all(entry.sha256 for entry in entries.values())
+    optional = [entry.label for entry in load() if entry.optional]
+    assert optional == ["layer_model/layer_xl_transparent_conv.safetensors"], "the conv variant's file, on demand"
+
+
+def test_optional_entries_only_when_named(server: FileServer, tmp_path: Path) -> None:
+    body = blob(3)
+    server.files["opt.bin"] = Served(body)
+    path = manifest(tmp_path, {**entry("opt.bin", body, [server.url("opt.bin")]), "optional": True})
+    dest = tmp_path / "models"
+    assert run("fetch", path, dest) == 0
+    assert not (dest / "layer_model" / "opt.bin").exists() and server.seen == []
+    assert run("fetch", path, dest, FAST, "--only", "opt.bin") == 0
+    assert (dest / "layer_model" / "opt.bin").read_bytes() == body
 
 
 def test_terminal_progress_bar(server: FileServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
