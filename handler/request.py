@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,7 +45,14 @@ def _text(data: Mapping[str, Any], field: str, *, required: bool) -> str | None:
     value = value.strip()
     if required and not value:
         raise InputError(f"'{field}' must not be empty", field=field)
+    if required and not _visible(value):
+        raise InputError(f"'{field}' has no visible characters (only invisible formatting ones)", field=field)
     return value
+
+
+def _visible(text: str) -> bool:
+    """Anything besides whitespace and invisible format characters (zero-width space, joiners, marks)?"""
+    return any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in text)
 
 
 def _integer(data: Mapping[str, Any], field: str, low: int, high: int) -> int | None:

@@ -13,9 +13,10 @@ import hmac
 import json
 import logging
 import sys
+import threading
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import web
 
@@ -25,6 +26,7 @@ from handler.errors import (
     AlphaError,
     BodyTooLarge,
     InputError,
+    JobCancelled,
     JobTimeout,
     MethodNotAllowed,
     NotFound,
@@ -41,13 +43,14 @@ from handler.threads import in_thread
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 # Jobs waiting for or running in ComfyUI at once; more wait here, on their own deadline.
 MAX_JOBS_IN_FLIGHT = 16
 HEALTH_TIMEOUT_S = 10.0
 SHUTDOWN_TIMEOUT_S = 5.0
 IMMUTABLE = "private, max-age=31536000, immutable"
+# How the app is served, here and in tests: a client that disconnects cancels its handler (and its job).
+APP_OPTIONS: dict[str, Any] = {"handler_cancellation": True}
 
 GENERATOR = web.AppKey("generator", Generator)
 STORE = web.AppKey("store", PngStore)
@@ -101,13 +104,21 @@ async def txt2img(request: web.Request) -> web.Response:
                 await request.app[SLOTS].acquire()
         except TimeoutError:
             raise JobTimeout(f"no free job slot within the deadline of {deadline.seconds:.0f} s") from None
+        cancel = threading.Event()
         try:
             def run() -> dict[str, Any]:
-                result = generator.generate(job, job_id=job_id, deadline=deadline)
+                result = generator.generate(job, job_id=job_id, deadline=deadline, cancel=cancel)
+                if cancel.is_set():
+                    raise JobCancelled("the client went away")
                 store.save(result.filename, result.png)
                 return {"url": f"{PREFIX}/file/{result.filename}", "filename": result.filename, "info": result.info}
 
             return web.json_response(await in_thread(run), headers={"X-Request-Id": job_id})
+        except asyncio.CancelledError:
+            # aiohttp cancels the handler when the client disconnects (APP_OPTIONS): stop the prompt too.
+            jlog.warning("the client went away; stopping its prompt")
+            cancel.set()
+            raise
         finally:
             request.app[SLOTS].release()
     except AlphaError as exc:
@@ -196,7 +207,8 @@ def main() -> int:
     log.info("alpha API on http://%s:%d%s/ (workflow %s, files in %s)", settings.serve_host, settings.serve_port,
              PREFIX, generator.workflow.name, settings.effective_serve_dir)
     web.run_app(create_app(generator), host=settings.serve_host, port=settings.serve_port, print=None,
-                shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=logging.getLogger("handler.server.access"))
+                shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=logging.getLogger("handler.server.access"),
+                **APP_OPTIONS)
     return 0
 
 

@@ -48,6 +48,7 @@ CORPUS: list[BadInput] = [
     _bad("spaces", {"prompt": "     "}, "prompt", "'prompt' must not be empty"),
     _bad("tabs-newlines", {"prompt": "\t\n\r\v\f "}, "prompt", "'prompt' must not be empty"),
     _bad("unicode-spaces", {"prompt": "\u3000\u00a0\u2003\u2028"}, "prompt", "'prompt' must not be empty"),
+    _bad("invisible-only", {"prompt": "\u200b\u2060\ufeff"}, "prompt", "'prompt' has no visible characters"),
     # wrong types and nulls
     _bad("prompt-int", {"prompt": 42}, "prompt", "'prompt' must be a string, got an integer"),
     _bad("prompt-float", {"prompt": 4.2}, "prompt", "'prompt' must be a string, got a number"),

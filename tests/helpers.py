@@ -111,7 +111,9 @@ class ServerThread:
         self.url = f"http://127.0.0.1:{self.port}"
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="test-server", daemon=True)
-        self.runner = web.AppRunner(app, access_log=None)
+        from handler.server import APP_OPTIONS  # served as in production
+
+        self.runner = web.AppRunner(app, access_log=None, **APP_OPTIONS)
 
     def __enter__(self) -> ServerThread:
         self.thread.start()

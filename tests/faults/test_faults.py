@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -29,11 +30,12 @@ from handler.errors import ExecutionError
 from handler.generate import Generator
 from handler.request import Request
 from handler.runpod_worker import make_handler
+from handler.server import create_app
 from handler.settings import Settings
 from handler.workflow import Workflow
 from tests.conftest import running_comfy
 from tests.faults.proxy import Proxy
-from tests.helpers import RunningComfy, free_port, rgba
+from tests.helpers import RunningComfy, ServerThread, free_port, rgba
 
 pytestmark = pytest.mark.comfyui
 LONG_STEPS = 60  # several seconds of sampling on the CPU: room to strike mid-job
@@ -268,3 +270,23 @@ def test_a_queued_prompt_with_node_errors_is_an_error_and_is_withdrawn(comfy: Ru
     assert comfy.history_size() - before <= 1  # at most the withdrawn prompt, never a finished image
     assert list(comfy.settings.effective_output_dir.glob("alpha_broken*")) == []
     client.close()
+
+
+def test_an_alpha_api_client_that_goes_away_stops_its_prompt(comfy: RunningComfy, tmp_path: Path,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="handler")
+    settings = comfy.settings.replace(test_steps=LONG_STEPS, serve_dir=tmp_path / "served")
+    with ServerThread(create_app(Generator(settings, client=ComfyClient(settings.comfyui_url)))) as server:
+        body = json.dumps({"prompt": "a fan", "seed": 9}).encode()
+        sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        sock.sendall(b"POST /alpha/v1/txt2img HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        prompt_id = wait_running(comfy.client)
+        gone = time.time()
+        sock.close()
+        idle = wait_idle(comfy.client, 60)
+    told = [r.created for r in caplog.records if r.getMessage() == f"prompt {prompt_id} dequeued and interrupted"]
+    assert told and told[0] - gone < 3.0, "the prompt is stopped within moments of the disconnect"
+    assert "execution_interrupted" in json.dumps(status_of(comfy.client, prompt_id)), f"idle after {idle:.1f} s"
+    assert not (tmp_path / "served").exists() or list((tmp_path / "served").iterdir()) == []
+    assert leftovers(comfy.settings) == []

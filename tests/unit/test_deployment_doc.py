@@ -53,6 +53,7 @@ QUOTED = [
     "websocket silent for %.0f s and a ping unanswered while following prompt %s; ",
     "/history did not answer while following prompt %s: %s",
     "job cancelled by RunPod; stopping its prompt",
+    "the client went away; stopping its prompt",
     "prompt %s dequeued and interrupted",
     "prompt %s failed after %d ms (%s); cancelling it",
     "pixels (threshold {percent(max_uniform)}%, ALPHA_MAX_UNIFORM_ALPHA): ",

@@ -59,6 +59,7 @@ BAD: list[tuple[str, Any, str | None, str]] = [
     ("empty prompt", {"prompt": ""}, "prompt", "empty"),
     ("blank prompt", {"prompt": " \t\n"}, "prompt", "empty"),
     ("null prompt", {"prompt": None}, "prompt", "string"),
+    ("invisible prompt", {"prompt": "\u200b\u200d\u2060 \ufeff"}, "prompt", "no visible characters"),
     ("number prompt", {"prompt": 3}, "prompt", "string"),
     ("list prompt", {"prompt": ["a"]}, "prompt", "string"),
     ("long prompt", {"prompt": "p" * 2001}, "prompt", "2000"),
