@@ -9,6 +9,7 @@ whenever the socket stays silent, so a completion is never lost.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import threading
@@ -188,8 +189,9 @@ class ComfyClient:
         """A new socket with bounded backoff. Refused connections mean ComfyUI died: give up after a few.
         Anything else (a hung ComfyUI, a flaky link) is retried until the deadline."""
         refused = 0
-        for attempt in range(1_000_000):
-            time.sleep(min(RECONNECT_BACKOFF_S[min(attempt, len(RECONNECT_BACKOFF_S) - 1)], deadline.remaining()))
+        pauses = itertools.chain(RECONNECT_BACKOFF_S, itertools.repeat(RECONNECT_BACKOFF_S[-1]))
+        while True:
+            time.sleep(min(next(pauses), deadline.remaining()))
             if deadline.expired():
                 raise JobTimeout(f"deadline of {deadline.seconds:.0f} s passed while reconnecting the websocket")
             try:
@@ -200,7 +202,6 @@ class ComfyClient:
                     raise ComfyGone(f"ComfyUI's websocket closed and ComfyUI is gone: {exc.message}") from None
             except ComfyUnresponsive as exc:
                 log.info("websocket reconnect failed (%s); retrying", exc.message)
-        raise AssertionError("unreachable")
 
     def follow(self, ws: websocket.WebSocket, client_id: str, prompt_id: str, deadline: Deadline, *,
                on_progress: ProgressCallback | None = None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import secrets
@@ -176,33 +175,13 @@ class Generator:
         images = (done.outputs.get(node_id) or {}).get("images") or []
         if len(images) != 1:
             raise OutputError(f"the output node {node_id} produced {len(images)} images, expected 1")
-        image = images[0]
-        try:
-            return self.client.view(image, deadline)
-        finally:
-            self._remove_output(image)
+        return self.client.view(images[0], deadline)
 
     def _sweep(self, key: str) -> None:
-        """Whatever ComfyUI saved for this job and the job did not fetch (it failed after the save): remove it,
-        so that no job, failed or not, leaves a file behind."""
-        root = self.settings.effective_output_dir
-        for path in root.glob(f"alpha_{key}_*"):
-            with contextlib.suppress(OSError):
+        """ComfyUI keeps every output; the image travels in the response (or the job failed), so whatever it
+        saved for this job goes: no job, failed or not, leaves a file behind."""
+        for path in self.settings.effective_output_dir.glob(f"alpha_{key}_*"):
+            try:
                 path.unlink()
-                log.info("removed %s left by a failed job", path.name)
-
-    def _remove_output(self, image: dict[str, Any]) -> None:
-        """ComfyUI keeps every output; the image now travels in the response, so drop the file."""
-        if image.get("type") != "output":
-            return
-        root = self.settings.effective_output_dir.resolve()
-        path = (root / str(image.get("subfolder", "")) / str(image.get("filename", ""))).resolve()
-        if root not in path.parents:
-            log.warning("not removing %s: outside the output folder %s", path, root)
-            return
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            log.warning("output %s was already gone", path.name)
-        except OSError as exc:
-            log.warning("could not remove output %s: %s", path.name, exc)
+            except OSError as exc:
+                log.warning("could not remove output %s: %s", path.name, exc)

@@ -6,12 +6,32 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from handler import workflow_online
 from handler.comfy import ComfyClient
 from handler.deadline import Deadline
 from handler.errors import AlphaError, WorkflowError
 from handler.workflow import Workflow
+
+STARTUP_TIMEOUT_S = 30.0
+
+
+class ComfyFacts:
+    """What the online workflow rules read from a ComfyUI: /object_info once, each model folder once."""
+
+    def __init__(self, client: ComfyClient, deadline: Deadline) -> None:
+        self.client, self.deadline = client, deadline
+        self.info = client.all_object_info(deadline)
+        self._models: dict[str, list[str] | None] = {}
+
+    def models(self, folder: str) -> list[str] | None:
+        if folder not in self._models:
+            self._models[folder] = self.client.model_files(folder, self.deadline)
+        return self._models[folder]
+
+    def problems(self, graph: dict[str, Any]) -> list[str]:
+        return workflow_online.problems(graph, self.info, self.models)
 
 
 @dataclass(frozen=True)
@@ -35,23 +55,16 @@ def check(workflows: Sequence[Workflow], client: ComfyClient, timeout_s: float =
         return Readiness([f"ComfyUI: {exc.message}"], {**checks, "comfyui": "no answer"})
     problems: list[str] = []
     try:
-        info = client.all_object_info(deadline)
-        listed: dict[str, list[str] | None] = {}
-
-        def list_models(folder: str) -> list[str] | None:
-            if folder not in listed:
-                listed[folder] = client.model_files(folder, deadline)
-            return listed[folder]
-
+        facts = ComfyFacts(client, deadline)
         for workflow in workflows:
-            problems += [f"{workflow.name}: {p}" for p in workflow_online.problems(workflow.graph, info, list_models)]
+            problems += [f"{workflow.name}: {p}" for p in facts.problems(workflow.graph)]
     except AlphaError as exc:
         return Readiness([f"ComfyUI: {exc.message}"], {**checks, "workflow_check": "no answer"})
     checks["workflow_check"] = "ok" if not problems else f"{len(problems)} problem(s)"
     return Readiness(problems, checks)
 
 
-def require(workflows: Sequence[Workflow], client: ComfyClient, timeout_s: float) -> None:
+def require(workflows: Sequence[Workflow], client: ComfyClient, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
     """For startup: raise WorkflowError listing every problem, so a worker that cannot serve takes no job."""
     result = check(workflows, client, timeout_s)
     if not result.ready:

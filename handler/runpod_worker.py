@@ -24,7 +24,6 @@ from handler.settings import load_or_exit
 from handler.threads import in_thread
 
 log = logging.getLogger(__name__)
-READY_CHECK_TIMEOUT_S = 30.0
 
 
 def error_output(exc: AlphaError) -> dict[str, Any]:
@@ -71,7 +70,7 @@ def main() -> int:
         generator = Generator(settings)
         wait_for_comfyui(generator.client, settings.ready_timeout_s)
         # Refuse to take jobs with a workflow this ComfyUI cannot run, rather than fail the first job.
-        readiness.require(generator.workflows, generator.client, READY_CHECK_TIMEOUT_S)
+        readiness.require(generator.workflows, generator.client)
     except AlphaError as exc:
         log.error("worker not started: %s", exc)
         return 1

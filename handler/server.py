@@ -63,7 +63,7 @@ def error_response(exc: AlphaError, headers: dict[str, str] | None = None) -> we
 
 @web.middleware
 async def errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """aiohttp's own refusals (no route, wrong method, body too large) in our error shape."""
+    """Our errors, and aiohttp's own refusals (no route, wrong method), in our error shape."""
     try:
         return await handler(request)
     except AlphaError as exc:
@@ -73,8 +73,6 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except web.HTTPMethodNotAllowed as exc:
         return error_response(MethodNotAllowed(f"{request.method} is not allowed here"),
                               {"Allow": ", ".join(sorted(exc.allowed_methods))})
-    except web.HTTPRequestEntityTooLarge:
-        return error_response(BodyTooLarge("the body is larger than the limit (ALPHA_SERVE_MAX_BODY_BYTES)"))
 
 
 def auth_middleware(token: str) -> Any:

@@ -39,15 +39,22 @@ def as_int_range(low: int, high: int, multiple: int = 1) -> Callable[[str], int]
     return parse
 
 
-def as_seconds(raw: str) -> float:
-    message = "expected seconds, more than 0 and at most 86400"
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise ValueError(message) from None
-    if not 0 < value <= 86400:  # also refuses nan
-        raise ValueError(message)
-    return value
+def float_range(low: float, high: float, message: str) -> Callable[[str], float]:
+    """A parser of numbers in (low, high]; ``message`` says what it expects."""
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ValueError(message) from None
+        if not low < value <= high:  # also refuses nan
+            raise ValueError(message)
+        return value
+    return parse
+
+
+as_seconds = float_range(0, 86400, "expected seconds, more than 0 and at most 86400")
+as_days = float_range(0, 3650, "expected days, more than 0 and at most 3650")
+as_fraction = float_range(0.5, 1, "expected a fraction more than 0.5 and at most 1")
 
 
 def as_choice(*options: str) -> Callable[[str], str]:
@@ -106,32 +113,10 @@ def as_serve_token(raw: str) -> str | None:
     return value
 
 
-def as_days(raw: str) -> float:
-    message = "expected days, more than 0 and at most 3650"
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise ValueError(message) from None
-    if not 0 < value <= 3650:
-        raise ValueError(message)
-    return value
-
-
 def as_token(raw: str) -> str:
     value = raw.strip()
     if not all(33 <= ord(char) <= 126 for char in value):
         raise ValueError("expected a token of printable ASCII characters without spaces")
-    return value
-
-
-def as_fraction(raw: str) -> float:
-    message = "expected a fraction more than 0.5 and at most 1"
-    try:
-        value = float(raw.strip())
-    except ValueError:
-        raise ValueError(message) from None
-    if not 0.5 < value <= 1:  # also refuses nan
-        raise ValueError(message)
     return value
 
 

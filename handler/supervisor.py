@@ -28,7 +28,6 @@ log = logging.getLogger("handler.supervisor")
 
 WORKER_STOP_S = 30.0
 GPU_CHECK_TIMEOUT_S = 120.0
-READY_CHECK_TIMEOUT_S = 30.0
 POLL_S = 0.5
 
 
@@ -87,7 +86,7 @@ class Supervisor:
         """After ComfyUI is ready and before the worker starts: the workflow fits this ComfyUI and its
         models are present, then a warm-up job. A worker that cannot serve never takes a job."""
         assert self.generator is not None
-        readiness.require(self.generator.workflows, self.generator.client, READY_CHECK_TIMEOUT_S)
+        readiness.require(self.generator.workflows, self.generator.client)
         if not self.settings.warmup:
             log.info("warm-up skipped (ALPHA_WARMUP=0): the first job loads the models")
             return

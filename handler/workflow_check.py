@@ -13,38 +13,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from handler import workflow_online, workflow_rules
+from handler import workflow_rules
 from handler.comfy import ComfyClient
 from handler.deadline import Deadline
 from handler.errors import AlphaError, WorkflowError
+from handler.readiness import ComfyFacts
 from handler.workflow import read
 
 ONLINE_TIMEOUT_S = 30.0
 
 
-class Online:
-    """What the online rules need from ComfyUI, fetched once for all files."""
-
-    def __init__(self, url: str) -> None:
-        self.client = ComfyClient(url, http_timeout_s=ONLINE_TIMEOUT_S)
-        deadline = Deadline(ONLINE_TIMEOUT_S)
-        self.info = self.client.all_object_info(deadline)
-        self._models: dict[str, list[str] | None] = {}
-
-    def models(self, folder: str) -> list[str] | None:
-        if folder not in self._models:
-            self._models[folder] = self.client.model_files(folder, Deadline(ONLINE_TIMEOUT_S))
-        return self._models[folder]
-
-
-def check_file(path: Path, online: Online | None) -> list[str]:
+def check_file(path: Path, online: ComfyFacts | None) -> list[str]:
     try:
         data, _ = read(path)
     except WorkflowError as exc:
         return [exc.message]
     problems = workflow_rules.problems(data, path.stem)
     if online is not None and not workflow_rules.shape_problems(data, path.stem):
-        problems += workflow_online.problems(data, online.info, online.models)
+        problems += online.problems(data)
     return problems
 
 
@@ -78,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     online = None
     if args.comfyui:
         try:
-            online = Online(args.comfyui)
+            online = ComfyFacts(ComfyClient(args.comfyui, http_timeout_s=ONLINE_TIMEOUT_S), Deadline(ONLINE_TIMEOUT_S))
         except AlphaError as exc:
             sys.stderr.write(f"cannot run the online checks: {exc.message}\n")
             return 1
