@@ -1,9 +1,11 @@
 """The ComfyUI client: HTTP for commands and results, a websocket for progress.
 
 Every call has a deadline. The websocket is opened *before* the prompt is
-submitted so that no event can be missed, and ``/history`` is the source of
-truth: it is read when the socket reports completion, after a reconnect, and
-whenever the socket stays silent, so a completion is never lost.
+submitted so that no event can be missed. A socket that stayed up the whole
+prompt saw every event, so its ``executed`` outputs and ``execution_success``
+complete the job; otherwise ``/history`` is the source of truth: it is read
+after a reconnect and whenever the socket stays silent, so a completion is
+never lost.
 """
 
 from __future__ import annotations
@@ -213,6 +215,7 @@ class ComfyClient:
         dead connection, which is replaced like a closed one, and /history read again."""
         reconnects = 0
         started_ms: int | None = None
+        outputs: dict[str, Any] = {}  # from `executed` events, by node id
         heard, pinged = time.monotonic(), None
         while True:
             if cancel is not None and cancel.is_set():
@@ -256,6 +259,13 @@ class ComfyClient:
                 raise_for_failure(kind, data, prompt_id)
                 if kind == "execution_start":
                     started_ms = data.get("timestamp")
+                elif kind == "executed" and isinstance(data.get("output"), dict):
+                    outputs[str(data.get("node"))] = data["output"]
+                elif kind == "execution_success" and outputs and not reconnects:
+                    # Done, and this socket saw every event: no need to wait for `executing: null` or read
+                    # /history. Right after that message ComfyUI runs gc.collect() every 10 s, which stalls
+                    # its HTTP server for a few hundred ms (bench/overhead.py); this misses the stall.
+                    return Completion(prompt_id, outputs, started_ms, data.get("timestamp")), ws
                 elif kind == "progress" and on_progress is not None:
                     on_progress(int(data.get("value", 0)), int(data.get("max", 0)))
                 elif kind == "executing" and data.get("node") is None:

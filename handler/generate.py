@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from handler import __version__
@@ -175,7 +176,22 @@ class Generator:
         images = (done.outputs.get(node_id) or {}).get("images") or []
         if len(images) != 1:
             raise OutputError(f"the output node {node_id} produced {len(images)} images, expected 1")
+        local = self._local_file(images[0])
+        if local is not None:
+            # ComfyUI shares our disk; its HTTP server may be stalled by its own gc.collect() just now.
+            try:
+                return local.read_bytes()
+            except OSError as exc:
+                log.warning("could not read output %s (%s); asking ComfyUI for it", local.name, exc.strerror)
         return self.client.view(images[0], deadline)
+
+    def _local_file(self, image: dict[str, Any]) -> Path | None:
+        """The saved image's path in ComfyUI's output folder, if it is there (and inside it), else None."""
+        if image.get("type") != "output":
+            return None
+        root = self.settings.effective_output_dir.resolve()
+        path = (root / str(image.get("subfolder") or "") / str(image.get("filename") or "")).resolve()
+        return path if path.is_relative_to(root) and path.is_file() else None
 
     def _sweep(self, key: str) -> None:
         """ComfyUI keeps every output; the image travels in the response (or the job failed), so whatever it
