@@ -72,7 +72,10 @@ class ComfyProcess:
         s = self.settings
         cmd = [sys.executable, "main.py", "--listen", "127.0.0.1", "--port", str(s.comfyui_port),
                "--disable-auto-launch", "--disable-api-nodes", "--front-end-root", str(runtime / "frontend"),
-               "--output-directory", str(s.effective_output_dir), "--verbose", s.comfyui_log_level]
+               "--output-directory", str(s.effective_output_dir), "--verbose", s.comfyui_log_level,
+               # No prompt or workflow text in the PNG: the prompt stays out of files, and each response is
+               # 4.4 KB smaller (bench/output_cost.py). Previews are off by default; pinned, not assumed.
+               "--disable-metadata", "--preview-method", "none"]
         if s.effective_device == "cpu":
             cmd.append("--cpu")
         cmd += ["--extra-model-paths-config", str(runtime / "extra_model_paths.yaml")]

@@ -82,6 +82,7 @@ def assert_success_contract(output: dict[str, Any]) -> tuple[bytes, dict[str, An
     png = base64.b64decode(output["image_base64"], validate=True)
     image = decode_png(png)
     assert image.format == "PNG" and image.mode == "RGBA"
+    assert not image.info.get("prompt") and not image.info.get("workflow"), "ComfyUI runs with --disable-metadata"
     alpha = np.asarray(image)[..., 3]
     assert alpha.min() < alpha.max(), "alpha must not be constant"
     assert output["filename"].startswith("alpha_") and output["filename"].endswith(".png")
