@@ -8,7 +8,9 @@ real ones, so that the production workflow runs unchanged on a CPU:
   ``first_stage_model.*``) that ComfyUI detects as SDXL. The UNet keeps SDXL's
   width 320, transformer depths, context and adm sizes but shrinks
   ``channel_mult`` to ``[1, 1, 1]``; the text encoders stay full size because
-  ComfyUI builds them from fixed configs.
+  ComfyUI builds them from fixed configs. ``--full-size`` builds SDXL's own
+  UNet (``[1, 2, 4]``, 2.6 B parameters) instead, for timings on a GPU; that
+  set has no conv-injection file.
 * ``layer_model/layer_xl_transparent_attn.safetensors``: LayerDiffuse attention
   injection in its real ``diffusion_model.<key>::lora::<i>`` format (0 = up,
   1 = down) for every attention projection of that UNet. A ``::diff::`` file
@@ -63,6 +65,7 @@ SDXL_UNET = {
     "context_dim": 2048, "num_head_channels": 64, "transformer_depth_output": [0, 0, 0, 2, 2, 2, 10, 10, 10],
     "use_temporal_attention": False, "use_temporal_resblock": False,
 }
+SDXL_UNET_FULL = dict(SDXL_UNET, channel_mult=[1, 2, 4])
 SDXL_VAE = {"double_z": True, "z_channels": 4, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 128,
             "ch_mult": [1, 2, 4, 4], "num_res_blocks": 2, "attn_resolutions": [], "dropout": 0.0}
 
@@ -71,13 +74,18 @@ def generator_key() -> str:
     return hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
 
 
-def models_dir(cache_root: Path) -> Path:
+def models_dir(cache_root: Path, *, full: bool = False) -> Path:
     """The folder that holds (or will hold) this generator's models."""
-    return cache_root / generator_key()
+    return cache_root / (generator_key() + ("-full" if full else ""))
+
+
+def files(full: bool) -> tuple[tuple[str, str], ...]:
+    return tuple(f for f in FILES if not (full and f == CONV_INJECTION))
 
 
 def is_complete(folder: Path) -> bool:
-    return (folder / COMPLETE).is_file() and all((folder / sub / name).is_file() for sub, name in FILES)
+    full = folder.name.endswith("-full")
+    return (folder / COMPLETE).is_file() and all((folder / sub / name).is_file() for sub, name in files(full))
 
 
 def _init_random(module: Any) -> None:
@@ -98,14 +106,14 @@ def _half(state: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()}
 
 
-def _build_checkpoint(torch: Any) -> tuple[dict[str, Any], list[tuple[str, int, int]], dict[str, Any]]:
+def _build_checkpoint(torch: Any, full: bool) -> tuple[dict[str, Any], list[tuple[str, int, int]], dict[str, Any]]:
     """The SDXL checkpoint's state dict, every attention projection (key, out, in), and every conv weight."""
     import comfy.model_detection
     import comfy.sd
     import comfy.supported_models
     from comfy.ldm.models.autoencoder import AutoencoderKL
 
-    model_config = comfy.supported_models.SDXL(dict(SDXL_UNET, dtype=torch.float32))
+    model_config = comfy.supported_models.SDXL(dict(SDXL_UNET_FULL if full else SDXL_UNET, dtype=torch.float32))
     model = model_config.get_model({}, device="cpu")
     _init_random(model.diffusion_model)
 
@@ -160,8 +168,8 @@ def _build_transparent_decoder(torch: Any, comfyui_dir: Path) -> dict[str, Any]:
     return _half(decoder.state_dict())
 
 
-def generate(comfyui_dir: Path, out: Path) -> None:
-    """Write the three files into out (a fresh folder)."""
+def generate(comfyui_dir: Path, out: Path, *, full: bool = False) -> None:
+    """Write the files into out (a fresh folder)."""
     sys.path.insert(0, str(comfyui_dir))
     from comfy.cli_args import args
 
@@ -171,14 +179,15 @@ def generate(comfyui_dir: Path, out: Path) -> None:
 
     torch.manual_seed(SEED)
     started = time.monotonic()
-    checkpoint, projections, convs = _build_checkpoint(torch)
-    files = {
+    checkpoint, projections, convs = _build_checkpoint(torch, full)
+    states = {
         CHECKPOINT: checkpoint,
         ATTN_INJECTION: _build_attn_injection(torch, projections),
-        CONV_INJECTION: _build_conv_injection(torch, convs),
         TRANSPARENT_DECODER: _build_transparent_decoder(torch, comfyui_dir),
     }
-    for (sub, name), state in files.items():
+    if not full:
+        states[CONV_INJECTION] = _build_conv_injection(torch, convs)
+    for (sub, name), state in states.items():
         (out / sub).mkdir(parents=True, exist_ok=True)
         comfy.utils.save_torch_file(state, str(out / sub / name))
         size = (out / sub / name).stat().st_size
@@ -186,16 +195,16 @@ def generate(comfyui_dir: Path, out: Path) -> None:
     log.info("test models built in %.1f s", time.monotonic() - started)
 
 
-def ensure(comfyui_dir: Path, cache_root: Path) -> Path:
+def ensure(comfyui_dir: Path, cache_root: Path, *, full: bool = False) -> Path:
     """Return the cached test models folder, generating it first when needed."""
-    folder = models_dir(cache_root)
+    folder = models_dir(cache_root, full=full)
     if is_complete(folder):
         return folder
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     try:
-        generate(comfyui_dir, partial)
+        generate(comfyui_dir, partial, full=full)
         (partial / COMPLETE).write_text(generator_key() + "\n")
         shutil.rmtree(folder, ignore_errors=True)
         partial.rename(folder)
@@ -203,7 +212,8 @@ def ensure(comfyui_dir: Path, cache_root: Path) -> Path:
         shutil.rmtree(partial, ignore_errors=True)
     for stale in cache_root.iterdir():
         # Older generators' models (2.3 GiB each) are never used again.
-        if stale != folder and re.fullmatch(r"[0-9a-f]{16}(\.partial)?", stale.name):
+        match = re.fullmatch(r"([0-9a-f]{16})(-full)?(\.partial)?", stale.name)
+        if match and match.group(1) != generator_key():
             log.info("removing stale test models %s", stale)
             shutil.rmtree(stale, ignore_errors=True)
     return folder
@@ -216,9 +226,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Generate (or find) the cached random-weight test models.")
     parser.add_argument("--comfyui", type=Path, default=settings.comfyui_dir)
     parser.add_argument("--cache", type=Path, default=settings.test_models_cache)
+    parser.add_argument("--full-size", action="store_true", help="SDXL's full-size UNet (for GPU timings)")
+    parser.add_argument("--print-dir", action="store_true", help="print the models folder on stdout")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    log.info("test models: %s", ensure(args.comfyui, args.cache))
+    folder = ensure(args.comfyui, args.cache, full=args.full_size)
+    log.info("test models: %s", folder)
+    if args.print_dir:
+        print(folder)  # the command's result, for scripts (bench/gpu.sh)
     return 0
 
 
