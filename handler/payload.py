@@ -30,19 +30,14 @@ log = logging.getLogger(__name__)
 UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 
 
-def verbatim_in_json(value: Any) -> bool:
-    """A string that JSON writes as it is (printable ASCII with no quote or backslash), like base64 text."""
-    return isinstance(value, str) and value.isascii() and value.isprintable() and '"' not in value \
-        and "\\" not in value
-
-
-def output_size(output: dict[str, Any]) -> int:
+def output_size(output: dict[str, Any], *, base64_keys: tuple[str, ...] = ()) -> int:
     """Bytes of the output as RunPod sends it: ``{"output": ...}`` as JSON (``ensure_ascii=False``), UTF-8.
-    Strings that JSON writes verbatim count as their length: serialising the image twice over only to measure
-    it cost 3-13 ms a job at 1024x1024 (bench/output_cost.py)."""
-    verbatim = {key: value for key, value in output.items() if verbatim_in_json(value)}
-    rest = {key: "" if key in verbatim else value for key, value in output.items()}
-    return len(json.dumps({"output": rest}, ensure_ascii=False).encode("utf-8")) + sum(map(len, verbatim.values()))
+    ``base64_keys`` name values that are base64 text (or a data URL of it), which JSON writes verbatim, so
+    they count as their length: serialising the image twice over only to measure it cost 3-13 ms a job at
+    1024x1024 (bench/output_cost.py)."""
+    rest = {key: "" if key in base64_keys else value for key, value in output.items()}
+    return len(json.dumps({"output": rest}, ensure_ascii=False).encode("utf-8")) + sum(
+        len(output[key]) for key in base64_keys if key in output)
 
 
 def success_output(result: Result, settings: Settings, job_id: str) -> dict[str, Any]:
@@ -52,7 +47,7 @@ def success_output(result: Result, settings: Settings, job_id: str) -> dict[str,
     encoded = base64.b64encode(result.png).decode("ascii")
     output = {"status": "success", "url": f"data:image/png;base64,{encoded}", "image_base64": encoded,
               "filename": result.filename, "info": result.info}
-    size, limit = output_size(output), settings.max_output_bytes
+    size, limit = output_size(output, base64_keys=("url", "image_base64")), settings.max_output_bytes
     if size <= limit:
         return output
     too_large = (f"the output is {size} bytes (a {len(result.png)}-byte PNG, sent twice as base64); the limit is "
