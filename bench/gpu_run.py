@@ -1,8 +1,12 @@
-"""The production workflow on a GPU with the test models: timings, peak VRAM, and proof that the
-LayerDiffuse patches apply on CUDA (an ablation, and ComfyUI's log).
+"""The production workflow on a GPU with the test models: cold and warm timings, per-node times, peak VRAM,
+and proof that the LayerDiffuse patches apply on CUDA (an ablation, and ComfyUI's log).
 
-Run through bench/gpu.sh on a lent GPU; `--device cpu --size 256 --steps 2 --jobs 2` is the CPU dry run.
-Prints one summary table at the end.
+Run through bench/gpu.sh on a lent GPU, in production mode (ALPHA_MODELS_DIR: full-size random SDXL and
+LayerDiffuse files; the workflow's 1024x1024 and 20 steps). Without ALPHA_MODELS_DIR it runs in test mode:
+``--device cpu --size 256 --steps 2 --jobs 2`` is the CPU dry run. ``--comfyui-args "--highvram" --short``
+measures a tuning variant (cold job, warm jobs, VRAM only).
+
+    python -m bench.gpu_run [--device cuda] [--jobs 10] [--save-png FILE]
 """
 
 from __future__ import annotations
@@ -10,20 +14,19 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import statistics
+import shlex
 import subprocess
-import sys
 import threading
 import time
+from collections import defaultdict
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 from PIL import Image
 
+from bench.direct_client import DirectClient
+from bench.harness import Summary, bench_settings, describe, print_table, run_shape, running_comfyui
 from handler import logs
-from handler.comfy_process import ComfyProcess
 from handler.generate import Generator
 from handler.png import check_rgba
 from handler.request import Request
@@ -54,62 +57,68 @@ def pixels(png: bytes) -> np.ndarray:
         return np.asarray(image.convert("RGBA"), dtype=np.int16)
 
 
-def pct(values: list[float], q: float) -> float:
-    return float(np.percentile(values, q))
+def node_times(settings: Settings, workflow: Workflow, sub_batch_size: int, jobs: int) -> dict[str, list[float]]:
+    """Per node class, its seconds in each of `jobs` runs through the direct client (which sees every event)."""
+    width, height, steps = run_shape(settings, workflow)
+    times: dict[str, list[float]] = defaultdict(list)
+    decoder = next(node for node, spec in workflow.graph.items()
+                   if spec["class_type"].startswith("LayeredDiffusionDecode"))
+    with DirectClient(settings.comfyui_url) as client:
+        for i in range(jobs):
+            graph = workflow.apply(prompt="a glass apple", negative_prompt=None, seed=500 + i, width=width,
+                                  height=height, filename_prefix=f"nodes_{i}", steps=steps)
+            graph[decoder]["inputs"]["sub_batch_size"] = sub_batch_size
+            run = client.run(graph)
+            for node, seconds in run.node_s.items():
+                times[graph[node]["class_type"]].append(seconds)
+            times["(binary frames: previews)"].append(run.binary_frames)
+    return times
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--size", type=int, default=1024)
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--size", type=int, help="test mode: longest side (default ALPHA_TEST_SIZE)")
+    parser.add_argument("--steps", type=int, help="test mode: sampler steps (default ALPHA_TEST_STEPS)")
     parser.add_argument("--jobs", type=int, default=10)
     parser.add_argument("--log", type=Path, default=Path("comfyui.log"))
-    args = parser.parse_args()
-    settings = Settings.from_env().replace(test_models=True, device=args.device, test_size=args.size,
-                                           test_steps=args.steps)
+    parser.add_argument("--comfyui-args", default="", help="extra ComfyUI flags: a tuning variant")
+    parser.add_argument("--short", action="store_true", help="timings and VRAM only: no per-node, no ablation")
+    parser.add_argument("--node-jobs", type=int, default=3, help="jobs per sub_batch_size for per-node times")
+    parser.add_argument("--save-png", type=Path, help="write one full-size result here (for bench.output_cost)")
+    args = parser.parse_args(argv)
+    settings = bench_settings(device=args.device, size=args.size, steps=args.steps,
+                              comfyui_args=tuple(shlex.split(args.comfyui_args)))
     logs.configure("WARNING")
     vram = VramSampler()
     if args.device == "cuda":
         vram.start()
     rows: list[tuple[str, str]] = []
-    process = ComfyProcess(settings, log_path=args.log)
     started = time.monotonic()
-    process.start()
     try:
-        process.wait_ready()
-        rows.append(("ComfyUI start to ready", f"{time.monotonic() - started:.1f} s"))
-        generator = Generator(settings)
-        t0 = time.monotonic()
-        cold = generator.generate(Request(prompt="a glass apple", seed=1))
-        rows.append(("cold first job (model load included)", f"{time.monotonic() - t0:.2f} s, execution "
-                     f"{cold.info['timings_ms']['comfyui_execution']} ms"))
-        walls, execs = [], []
-        for i in range(args.jobs):
+        with running_comfyui(settings, args.log):
+            rows.append(("ComfyUI start to ready", f"{time.monotonic() - started:.1f} s"))
+            generator = Generator(settings)
             t0 = time.monotonic()
-            result = generator.generate(Request(prompt=f"a glass apple, take {i}", seed=100 + i))
-            walls.append(time.monotonic() - t0)
-            execs.append(result.info["timings_ms"]["comfyui_execution"] / 1000)
-        if walls:
-            rows.append((f"warm job wall, {args.jobs} jobs", f"p50 {pct(walls, 50):.3f} s, p90 {pct(walls, 90):.3f} s, "
-                         f"min {min(walls):.3f}, max {max(walls):.3f}"))
-            rows.append(("warm ComfyUI execution", f"p50 {pct(execs, 50):.3f} s, p90 {pct(execs, 90):.3f} s"))
-            rows.append(("handler overhead (wall - execution), median",
-                         f"{statistics.median(w - e for w, e in zip(walls, execs, strict=True)) * 1000:.0f} ms"))
-        production = Workflow.load(settings.workflow)
-        # The ablation compares images; only a constant alpha fails it (weight 0 may legitimately be near uniform).
-        ablation = settings.replace(max_uniform_alpha=1.0)
-        on, off = (Generator(ablation, workflow=production.with_input("alpha:layer_diffuse", "weight", w))
-                   .generate(Request(prompt="a vase", seed=7)) for w in (1.0, 0.0))
-        a, b = pixels(on.png), pixels(off.png)
-        rows.append(("ablation weight 1 vs 0, mean |diff| RGB / alpha",
-                     f"{np.abs(a[..., :3] - b[..., :3]).mean():.2f} / {np.abs(a[..., 3] - b[..., 3]).mean():.2f}"))
-        stats = check_rgba(on.png, max_uniform=settings.max_uniform_alpha)
-        rows.append(("result", f"{stats.width}x{stats.height} RGBA, alpha mean {stats.alpha_mean}, "
-                     f"{stats.transparent * 100:.1f}% transparent, {len(on.png)} bytes"))
-        rows.append(("versions", json.dumps(on.info["versions"])))
+            cold = generator.generate(Request(prompt="a glass apple", seed=1))
+            rows.append(("cold first job (model load included)", f"{time.monotonic() - t0:.2f} s, execution "
+                         f"{cold.info['timings_ms']['comfyui_execution']} ms"))
+            if args.save_png:
+                args.save_png.write_bytes(cold.png)
+            walls, execs = [], []
+            for i in range(args.jobs):
+                t0 = time.monotonic()
+                result = generator.generate(Request(prompt=f"a glass apple, take {i}", seed=100 + i))
+                walls.append(time.monotonic() - t0)
+                execs.append(result.info["timings_ms"]["comfyui_execution"] / 1000)
+            if walls:
+                rows.append((f"warm job wall, {args.jobs} jobs", Summary.of(walls).s()))
+                rows.append(("warm ComfyUI execution", Summary.of(execs).s()))
+                rows.append(("handler overhead (wall - execution)",
+                             Summary.of([w - e for w, e in zip(walls, execs, strict=True)]).ms()))
+            if not args.short:
+                rows += detail_rows(settings, generator, args.node_jobs)
     finally:
-        process.stop()
         vram.stop.set()
     text = args.log.read_text(errors="replace")
     rows.append(("log: 'patch type not recognized'", str(text.count("patch type not recognized"))))
@@ -117,11 +126,34 @@ def main() -> int:
     rows.append(("log: device mismatch errors", str(text.count("Expected all tensors to be on the same device"))))
     if args.device == "cuda":
         rows.append(("peak GPU memory in use (nvidia-smi)", f"{vram.peak_mib} MiB"))
-    print(f"\n== production workflow, test models, {args.device}, {args.size} px, {args.steps} steps ==")
-    for name, value in rows:
-        print(f"{name:48} {value}")
+    extra = f", ComfyUI args {args.comfyui_args!r}" if args.comfyui_args else ""
+    print_table(f"production workflow, {describe(settings)}{extra}", rows)
     return 0
 
 
+def detail_rows(settings: Settings, generator: Generator, node_jobs: int) -> list[tuple[str, str]]:
+    """Per-node times (sub_batch_size 16, the workflow's, and 1), the ablation, the result and versions."""
+    rows: list[tuple[str, str]] = []
+    for sub_batch in (16, 1):
+        times = node_times(settings, generator.workflow, sub_batch, node_jobs)
+        for name, values in times.items():
+            if name.startswith("(") and sub_batch == 16:
+                rows.append((f"ws {name}", f"{int(sum(values))} in {node_jobs} jobs"))
+            elif not name.startswith("("):
+                rows.append((f"node {name} (sub_batch_size {sub_batch})", Summary.of(values).ms()))
+    # The ablation compares images; only a constant alpha fails it (weight 0 may legitimately be near uniform).
+    ablation = settings.replace(max_uniform_alpha=1.0)
+    on, off = (Generator(ablation, workflow=generator.workflow.with_input("alpha:layer_diffuse", "weight", w),
+                         client=generator.client).generate(Request(prompt="a vase", seed=7)) for w in (1.0, 0.0))
+    a, b = pixels(on.png), pixels(off.png)
+    rows.append(("ablation weight 1 vs 0, mean |diff| RGB / alpha",
+                 f"{np.abs(a[..., :3] - b[..., :3]).mean():.2f} / {np.abs(a[..., 3] - b[..., 3]).mean():.2f}"))
+    stats = check_rgba(on.png, max_uniform=settings.max_uniform_alpha)
+    rows.append(("result", f"{stats.width}x{stats.height} RGBA, alpha mean {stats.alpha_mean}, "
+                 f"{stats.transparent * 100:.1f}% transparent, {len(on.png)} bytes"))
+    rows.append(("versions", json.dumps(on.info["versions"])))
+    return rows
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -1,0 +1,159 @@
+"""Cold start: ``bootstrap.sh`` start to the first job done, phase by phase, with warm-up on and off.
+
+Each run starts ``./bootstrap.sh --rp_serve_api`` (test models; a fresh ComfyUI on a free port), stamps
+the log lines that end each phase as they arrive, waits for RunPod's local API to answer, sends one job
+to /runsync and stops the worker with SIGTERM. Runs alternate between warm-up on and off.
+
+Phases: process start to ComfyUI launched (setup check, imports, GPU preflight) -> ComfyUI ready ->
+warm-up done (or skipped) -> API answers (the RunPod worker's start) -> first job done.
+
+    .venv/bin/python -m bench.coldstart [--runs 2] [--size 256] [--steps 2] [--device cpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import IO
+
+import requests
+
+from bench.harness import Summary, bench_settings, describe, print_table
+from handler.settings import REPO, Settings
+from tests.helpers import free_port
+
+# The log line that ends each phase, in order.
+MARKERS = (("ComfyUI launched", "starting ComfyUI:"), ("ComfyUI ready", "ComfyUI ready on port"),
+           ("warm-up done", "warm-up "), ("RunPod worker started", "RunPod worker starting"))
+PHASE_TIMEOUT_S = 600.0
+STOP_TIMEOUT_S = 60.0
+
+
+class Stamps(threading.Thread):
+    """Reads the process's output, writes it to a log file and stamps the first line with each marker."""
+
+    def __init__(self, stream: IO[bytes], log: IO[bytes], started: float) -> None:
+        super().__init__(daemon=True)
+        self.stream, self.log, self.started = stream, log, started
+        self.at: dict[str, float] = {}
+        self.changed = threading.Condition()
+
+    def run(self) -> None:
+        for raw in self.stream:
+            now = time.monotonic() - self.started
+            self.log.write(raw)
+            line = raw.decode(errors="replace")
+            with self.changed:
+                for name, marker in MARKERS:
+                    if name not in self.at and marker in line:
+                        self.at[name] = now
+                self.changed.notify_all()
+        with self.changed:
+            self.at["exited"] = time.monotonic() - self.started
+            self.changed.notify_all()
+
+    def wait_for(self, name: str, timeout_s: float) -> float:
+        with self.changed:
+            if not self.changed.wait_for(lambda: name in self.at or "exited" in self.at, timeout_s):
+                raise TimeoutError(f"no '{name}' line within {timeout_s:.0f} s")
+            if name not in self.at:
+                raise RuntimeError(f"bootstrap.sh exited before '{name}'; see {self.log.name}")
+            return self.at[name]
+
+
+def wait_api(url: str, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise TimeoutError(f"{url} did not answer in time")
+
+
+def one_run(settings: Settings, warmup: bool, log_path: Path) -> dict[str, float]:
+    port = free_port()
+    env = {**os.environ, **settings.replace(warmup=warmup, comfyui_port=free_port()).to_env(),
+           "PYTHONUNBUFFERED": "1"}
+    with log_path.open("wb") as log:
+        started = time.monotonic()
+        proc = subprocess.Popen([str(REPO / "bootstrap.sh"), "--rp_serve_api", "--rp_api_host", "127.0.0.1",
+                                 "--rp_api_port", str(port)], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        assert proc.stdout is not None
+        stamps = Stamps(proc.stdout, log, started)
+        stamps.start()
+        try:
+            at = {name: stamps.wait_for(name, PHASE_TIMEOUT_S) for name, _ in MARKERS}
+            wait_api(f"http://127.0.0.1:{port}/docs", time.monotonic() + PHASE_TIMEOUT_S)
+            at["API answers"] = time.monotonic() - started
+            body = requests.post(f"http://127.0.0.1:{port}/runsync", json={"input": {"prompt": "a glass apple"}},
+                                 timeout=PHASE_TIMEOUT_S).json()
+            at["first job done"] = time.monotonic() - started
+            output = body.get("output") or {}
+            if output.get("status") != "success":
+                raise RuntimeError(f"first job failed: {output.get('code')}: {output.get('message')}")
+            at["first job execution"] = output["info"]["timings_ms"]["comfyui_execution"] / 1000
+        finally:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
+            stamps.join(10)
+    return at
+
+
+def phases(at: dict[str, float]) -> dict[str, float]:
+    """Durations of each phase from the stamps (seconds since bootstrap.sh started)."""
+    return {
+        "start -> ComfyUI launched": at["ComfyUI launched"],
+        "ComfyUI launched -> ready": at["ComfyUI ready"] - at["ComfyUI launched"],
+        "ready -> warm-up done": at["warm-up done"] - at["ComfyUI ready"],
+        "warm-up -> API answers": at["API answers"] - at["warm-up done"],
+        "start -> API answers (ready)": at["API answers"],
+        "first job (wall)": at["first job done"] - at["API answers"],
+        "first job (ComfyUI execution)": at["first job execution"],
+        "start -> first job done": at["first job done"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=2, help="runs per warm-up setting (default 2)")
+    parser.add_argument("--size", type=int, help="longest side in test mode (default ALPHA_TEST_SIZE)")
+    parser.add_argument("--steps", type=int, help="sampler steps in test mode (default ALPHA_TEST_STEPS)")
+    parser.add_argument("--device", default="", help="cpu or cuda (default: ComfyUI's choice)")
+    parser.add_argument("--logs", type=Path, help="folder for the runs' logs")
+    args = parser.parse_args(argv)
+    settings = bench_settings(device=args.device, size=args.size, steps=args.steps)
+    log_dir = args.logs or Path(tempfile.mkdtemp(prefix="alpha-coldstart-"))
+    log_dir.mkdir(parents=True, exist_ok=True)
+    runs: dict[bool, list[dict[str, float]]] = {True: [], False: []}
+    for i in range(args.runs):
+        for warmup in (True, False) if i % 2 == 0 else (False, True):
+            at = one_run(settings, warmup, log_dir / f"run{i}-warmup{int(warmup)}.log")
+            runs[warmup].append(phases(at))
+    rows = []
+    for name in runs[True][0]:
+        on = Summary.of([run[name] for run in runs[True]]).median
+        off = Summary.of([run[name] for run in runs[False]]).median
+        rows.append((name, f"warm-up on {on:7.2f} s   off {off:7.2f} s"))
+    print_table(f"cold start, {describe(settings)}, median of {args.runs} runs each", rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
