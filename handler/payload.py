@@ -30,6 +30,19 @@ log = logging.getLogger(__name__)
 UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 
 
+REPR_MAX_CHARS = 200
+
+
+class Output(dict[str, Any]):
+    """A success output. The RunPod SDK formats outputs into debug log lines with f-strings (run_job), which
+    runs even when the line is not logged; this repr names a long string by its length instead of copying the
+    image, so that costs nothing and a DEBUG log never carries base64."""
+
+    def __repr__(self) -> str:
+        return repr({key: f"<{len(value)} characters>" if isinstance(value, str) and len(value) > REPR_MAX_CHARS
+                     else value for key, value in self.items()})
+
+
 def output_size(output: dict[str, Any], *, base64_keys: tuple[str, ...] = ()) -> int:
     """Bytes of the output as RunPod sends it: ``{"output": ...}`` as JSON (``ensure_ascii=False``), UTF-8.
     ``base64_keys`` name values that are base64 text (or a data URL of it), which JSON writes verbatim, so
@@ -45,8 +58,8 @@ def success_output(result: Result, settings: Settings, job_id: str) -> dict[str,
     if not result.png:
         raise OutputError("the output PNG is empty")
     encoded = base64.b64encode(result.png).decode("ascii")
-    output = {"status": "success", "url": f"data:image/png;base64,{encoded}", "image_base64": encoded,
-              "filename": result.filename, "info": result.info}
+    output = Output(status="success", url=f"data:image/png;base64,{encoded}", image_base64=encoded,
+                    filename=result.filename, info=result.info)
     size, limit = output_size(output, base64_keys=("url", "image_base64")), settings.max_output_bytes
     if size <= limit:
         return output
@@ -56,8 +69,8 @@ def success_output(result: Result, settings: Settings, job_id: str) -> dict[str,
         raise OutputTooLarge(f"{too_large}; set BUCKET_ENDPOINT_URL and the other bucket settings to upload large "
                              "images instead")
     JobLog(log, job_id).info("%s: uploading the PNG to the bucket", too_large)
-    uploaded = {"status": "success", "url": upload(result.png, result.filename, job_id, settings),
-                "filename": result.filename, "info": result.info}
+    uploaded = Output(status="success", url=upload(result.png, result.filename, job_id, settings),
+                      filename=result.filename, info=result.info)
     size = output_size(uploaded)
     if size > limit:
         raise OutputTooLarge(f"the output is {size} bytes even with the PNG uploaded; the limit is {limit} bytes "

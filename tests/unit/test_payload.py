@@ -199,3 +199,30 @@ def test_the_runpod_handler_returns_the_uploaded_url(s3: tuple[FakeS3, ServerThr
     job_result = run(bucket_settings(server, max_output_bytes=4096), data)
     assert set(job_result) == {"output"} and set(job_result["output"]) == {"status", "url", "filename", "info"}
     assert fake.objects == {f"alpha-results/job-7/{FILENAME}": data}
+
+
+def test_the_sdk_debug_log_carries_no_base64(capsys: pytest.CaptureFixture[str]) -> None:
+    """RunPod's run_job logs the handler's output at DEBUG (`Handler output: {job_output}`); the output's repr
+    names the image by its length, so even RUNPOD_LOG_LEVEL=DEBUG logs no base64, and costs no copy."""
+    from runpod.serverless.modules.rp_logger import RunPodLogger
+
+    data = png_bytes(64)
+    encoded = base64.b64encode(data).decode()
+    output = success_output(result(data), Settings(), "job-1")
+    assert json.loads(json.dumps(output))["image_base64"] == encoded, "JSON still carries the image"
+
+    async def handler(job: dict[str, Any]) -> dict[str, Any]:
+        return output
+
+    logger = RunPodLogger()
+    previous = logger.level
+    logger.set_level("DEBUG")
+    try:
+        done = asyncio.run(run_job(handler, {"id": "job-1", "input": {}}))
+    finally:
+        logger.set_level(previous)
+    logged = capsys.readouterr()
+    assert "Handler output" in logged.out + logged.err
+    assert encoded[:40] not in logged.out + logged.err
+    assert f"<{len(encoded)} characters>" in logged.out + logged.err
+    assert done["output"]["image_base64"] == encoded
