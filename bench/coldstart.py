@@ -16,7 +16,6 @@ import argparse
 import os
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 import urllib.error
@@ -26,7 +25,7 @@ from typing import IO
 
 import requests
 
-from bench.harness import Summary, bench_settings, describe, print_table
+from bench.harness import Summary, bench_settings, describe, log_folder, print_table, run_arguments
 from handler.settings import REPO, Settings
 from tests.helpers import free_port
 
@@ -133,14 +132,11 @@ def phases(at: dict[str, float]) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=2, help="runs per warm-up setting (default 2)")
-    parser.add_argument("--size", type=int, help="longest side in test mode (default ALPHA_TEST_SIZE)")
-    parser.add_argument("--steps", type=int, help="sampler steps in test mode (default ALPHA_TEST_STEPS)")
-    parser.add_argument("--device", default="", help="cpu or cuda (default: ComfyUI's choice)")
     parser.add_argument("--logs", type=Path, help="folder for the runs' logs")
+    run_arguments(parser)
     args = parser.parse_args(argv)
     settings = bench_settings(device=args.device, size=args.size, steps=args.steps)
-    log_dir = args.logs or Path(tempfile.mkdtemp(prefix="alpha-coldstart-"))
-    log_dir.mkdir(parents=True, exist_ok=True)
+    log_dir = log_folder(args.logs, "alpha-coldstart-")
     runs: dict[bool, list[dict[str, float]]] = {True: [], False: []}
     for i in range(args.runs):
         for warmup in (True, False) if i % 2 == 0 else (False, True):

@@ -25,7 +25,15 @@ import numpy as np
 from PIL import Image
 
 from bench.direct_client import DirectClient
-from bench.harness import Summary, bench_settings, describe, print_table, run_shape, running_comfyui
+from bench.harness import (
+    Summary,
+    bench_settings,
+    describe,
+    print_table,
+    run_arguments,
+    run_shape,
+    running_comfyui,
+)
 from handler import logs
 from handler.generate import Generator
 from handler.png import check_rgba
@@ -77,9 +85,7 @@ def node_times(settings: Settings, workflow: Workflow, sub_batch_size: int, jobs
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--device", default="cuda")
-    parser.add_argument("--size", type=int, help="test mode: longest side (default ALPHA_TEST_SIZE)")
-    parser.add_argument("--steps", type=int, help="test mode: sampler steps (default ALPHA_TEST_STEPS)")
+    run_arguments(parser, device="cuda")
     parser.add_argument("--jobs", type=int, default=10)
     parser.add_argument("--log", type=Path, default=Path("comfyui.log"))
     parser.add_argument("--comfyui-args", default="", help="extra ComfyUI flags: a tuning variant")

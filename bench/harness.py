@@ -7,6 +7,7 @@ production file names and key format).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import statistics
 import sys
@@ -84,6 +85,20 @@ def running_comfyui(settings: Settings, log_path: Path) -> Iterator[ComfyProcess
         yield process
     finally:
         process.stop()
+
+
+def run_arguments(parser: argparse.ArgumentParser, *, device: str = "") -> None:
+    """The arguments every ComfyUI-running script takes: device, and size and steps in test mode."""
+    parser.add_argument("--device", default=device, help=f"cpu or cuda (default: {device or 'auto'})")
+    parser.add_argument("--size", type=int, help="test mode: longest side (default ALPHA_TEST_SIZE)")
+    parser.add_argument("--steps", type=int, help="test mode: sampler steps (default ALPHA_TEST_STEPS)")
+
+
+def log_folder(path: Path | None, prefix: str) -> Path:
+    """The given folder for a run's logs (created), or a new temporary one."""
+    folder = path or Path(tempfile.mkdtemp(prefix=prefix))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def run_shape(settings: Settings, workflow: Workflow) -> tuple[int, int, int | None]:

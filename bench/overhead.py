@@ -1,13 +1,16 @@
 """Handler overhead: everything outside ComfyUI's own execution, against a minimal direct client.
 
-One ComfyUI (test models) serves three clients, interleaved job by job so that drift hits all alike:
+One ComfyUI serves three clients, interleaved job by job so that drift hits all alike (test models, or
+production mode when ALPHA_MODELS_DIR names a models folder: see bench/harness.py):
 
 * ``runsync``: RunPod's local API (``python -m handler --rp_serve_api``), POST /runsync, response parsed;
 * ``handler``: the RunPod handler's job function called in-process (core + base64 output);
 * ``direct``: bench/direct_client.py, the baseline.
 
-Overhead of a job = its wall time minus ComfyUI's execution time (execution_start to execution_success
-in /history). Prints medians, p90, min/max, the ratios to the direct client, and where the handler's
+Overhead of a job = its wall time minus ComfyUI's execution time (its own execution_start and
+execution_success timestamps: from /history for the direct client, from the same events for the handler).
+Prints medians, p90, min/max, the ratios to the direct client, how many jobs met ComfyUI's post-prompt
+gc.collect() (a stall of its server; custom_nodes/alpha_gc_freeze), and where the handler's
 overhead goes.
 
     .venv/bin/python -m bench.overhead [--jobs 10] [--size 256] [--steps 2] [--device cpu]
@@ -16,7 +19,6 @@ overhead goes.
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -25,7 +27,16 @@ from typing import Any
 import requests
 
 from bench.direct_client import DirectClient
-from bench.harness import Summary, bench_settings, describe, print_table, run_shape, running_comfyui
+from bench.harness import (
+    Summary,
+    bench_settings,
+    describe,
+    log_folder,
+    print_table,
+    run_arguments,
+    run_shape,
+    running_comfyui,
+)
 from handler import logs
 from handler.generate import Generator
 from handler.runpod_worker import handle_job
@@ -137,16 +148,12 @@ def report(results: dict[str, list[Job]], settings: Settings) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jobs", type=int, default=10, help="measured jobs per client (default 10)")
-    parser.add_argument("--size", type=int, help="longest side in test mode (default ALPHA_TEST_SIZE)")
-    parser.add_argument("--steps", type=int, help="sampler steps in test mode (default ALPHA_TEST_STEPS)")
-    parser.add_argument("--device", default="", help="cpu or cuda (default: ComfyUI's choice)")
     parser.add_argument("--logs", type=Path, help="folder for ComfyUI's and the worker's logs")
+    run_arguments(parser)
     args = parser.parse_args(argv)
     logs.configure("WARNING")
     settings = bench_settings(device=args.device, size=args.size, steps=args.steps)
-    log_dir = args.logs or Path(tempfile.mkdtemp(prefix="alpha-bench-"))
-    log_dir.mkdir(parents=True, exist_ok=True)
-    report(measure(settings, args.jobs, log_dir), settings)
+    report(measure(settings, args.jobs, log_folder(args.logs, "alpha-bench-")), settings)
     return 0
 
 
