@@ -88,8 +88,8 @@ SPECS: tuple[Spec, ...] = (
     Spec("log_level", "ALPHA_LOG_LEVEL", "INFO", types.as_choice("DEBUG", "INFO", "WARNING", "ERROR"),
          "Log level of the handler. Prompt text is logged only at DEBUG."),
     Spec("runpod_log_level", "RUNPOD_LOG_LEVEL", "INFO", types.as_choice("NOTSET", "DEBUG", "INFO", "WARN", "ERROR"),
-         "Log level of the RunPod SDK. Its DEBUG level logs whole job outputs (the image's base64), so the "
-         "default is INFO."),
+         "Log level of the RunPod SDK. Its DEBUG level logs every job's output (the image as its length, "
+         "never its base64) and its polling; INFO is enough to operate."),
     Spec("max_uniform_alpha", "ALPHA_MAX_UNIFORM_ALPHA", "0.999", types.as_fraction,
          "Largest fraction of the output's pixels that may be fully opaque (alpha 255), and likewise fully "
          "transparent (alpha 0); above it the job fails with `transparency_failed`: LayerDiffuse that did not take "
