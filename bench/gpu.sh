@@ -11,12 +11,13 @@
 #                              256 px, 2 steps, few jobs (CI runs it, so the script cannot rot)
 #
 # Phases, in order of value; each is skipped when what is left of GPU_BUDGET_S (default 480 s, counted
-# from the start) is less than its estimate, so the run ends well inside 10 minutes of device time:
+# from the script's start, installs and the model build included) is less than its estimate, so the run
+# ends well inside 10 minutes of device time:
 #   gpu_run     cold job, p50/p90 of 10 warm jobs, peak VRAM, per-node times, ablation, log checks
 #   output      PNG levels, base64 and response size for a 1024x1024 result (CPU work)
 #   overhead    handler overhead against the direct websocket client, 5 jobs each
-#   variants    tuning: --highvram, --gpu-only, --bf16-vae, --fp32-vae (3 warm jobs each)
 #   coldstart   bootstrap.sh start -> ready -> first job, warm-up on and off
+#   variants    tuning: --highvram, --gpu-only, --bf16-vae, --fp32-vae (3 warm jobs each)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -31,6 +32,7 @@ WHEELS=(torchsde==0.2.6 trampoline==0.1.2 av==18.1.0 pydantic==2.14.4 pydantic-c
         aiohttp-retry==2.9.1 backoff==2.2.1 tqdm-loggable==0.4.1 tomli==2.5.0 tomlkit==0.15.2 paramiko==5.1.0
         cryptography==50.0.2 cffi==2.1.1 bcrypt==5.0.0 pynacl==1.6.2)
 
+start=$(date +%s)
 mode="${1:-run}"
 case "$mode" in
   --prepare)
@@ -75,7 +77,6 @@ case "$mode" in
     exit 2 ;;
 esac
 mkdir -p "$out"
-start=$(date +%s)
 
 # phase NAME ESTIMATE_S COMMAND...: run it unless the budget cannot hold its estimate; its output goes to
 # the terminal and to $out/NAME.txt. A failing phase fails the script (after the others had their turn).
@@ -100,11 +101,11 @@ phase gpu_run 150 "$python" -m bench.gpu_run --device "$device" "${small[@]}" --
 phase output 40 "$python" -m bench.output_cost --reps 3 --size "$png_size" --png "$out/result.png"
 phase overhead 120 "$python" -m bench.overhead --device "$device" "${small[@]}" --jobs "$overhead_jobs" \
   --logs "$out/overhead"
+phase coldstart 120 "$python" -m bench.coldstart --device "$device" "${small[@]}" --runs 1 --logs "$out/coldstart"
 for flags in "${variants[@]}"; do
   phase "variant${flags//[^a-z0-9]/_}" 60 "$python" -m bench.gpu_run --device "$device" "${small[@]}" --short \
     --jobs 3 --comfyui-args="$flags" --log "$out/variant${flags//[^a-z0-9]/_}.log"
 done
-phase coldstart 120 "$python" -m bench.coldstart --device "$device" "${small[@]}" --runs 1 --logs "$out/coldstart"
 
 echo "total $(( $(date +%s) - start )) s of a $budget s budget; results in $out"
 if (( ${#failed[@]} )); then
