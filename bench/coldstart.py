@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--logs", type=Path, help="folder for the runs' logs")
     run_arguments(parser)
     args = parser.parse_args(argv)
-    settings = bench_settings(device=args.device, size=args.size, steps=args.steps)
+    settings = bench_settings(args)
     log_dir = log_folder(args.logs, "alpha-coldstart-")
     runs: dict[bool, list[dict[str, float]]] = {True: [], False: []}
     for i in range(args.runs):

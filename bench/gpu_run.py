@@ -93,8 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--node-jobs", type=int, default=3, help="jobs per sub_batch_size for per-node times")
     parser.add_argument("--save-png", type=Path, help="write one full-size result here (for bench.output_cost)")
     args = parser.parse_args(argv)
-    settings = bench_settings(device=args.device, size=args.size, steps=args.steps,
-                              comfyui_args=tuple(shlex.split(args.comfyui_args)))
+    settings = bench_settings(args, comfyui_args=tuple(shlex.split(args.comfyui_args)))
     logs.configure("WARNING")
     vram = VramSampler()
     if args.device == "cuda":

@@ -59,17 +59,16 @@ def print_table(title: str, rows: Sequence[tuple[str, str]]) -> None:
     sys.stdout.flush()
 
 
-def bench_settings(*, device: str = "", size: int | None = None, steps: int | None = None,
-                   comfyui_args: tuple[str, ...] | None = None, **changes: object) -> Settings:
-    """The environment's settings on a free port, with a private output folder. Test mode (the CI test
-    models, ALPHA_TEST_SIZE and ALPHA_TEST_STEPS, or size and steps) unless ALPHA_MODELS_DIR names a
-    models folder: then production mode, the workflow's own size and steps (bench/gpu.sh's full-size run)."""
+def bench_settings(args: argparse.Namespace, **changes: object) -> Settings:
+    """The environment's settings with run_arguments' device, size and steps, on a free port, with a private
+    output folder. Test mode (the CI test models, ALPHA_TEST_SIZE and ALPHA_TEST_STEPS, or size and steps)
+    unless ALPHA_MODELS_DIR names a models folder: then production mode, the workflow's own size and steps
+    (bench/gpu.sh's full-size run)."""
     base = Settings.from_env()
-    settings = base.replace(test_models=base.models_dir is None, device=device, comfyui_port=free_port(),
+    settings = base.replace(test_models=base.models_dir is None, device=args.device, comfyui_port=free_port(),
                             output_dir=Path(tempfile.mkdtemp(prefix="alpha-bench-out-")),
-                            test_size=size or base.test_size, test_steps=steps or base.test_steps, **changes)
-    if comfyui_args is not None:
-        settings = settings.replace(comfyui_args=comfyui_args)
+                            test_size=args.size or base.test_size, test_steps=args.steps or base.test_steps,
+                            **changes)
     if not (settings.comfyui_dir / "main.py").is_file():
         raise SystemExit(f"no ComfyUI at {settings.comfyui_dir}: run scripts/setup.sh")
     return settings
@@ -88,7 +87,8 @@ def running_comfyui(settings: Settings, log_path: Path) -> Iterator[ComfyProcess
 
 
 def run_arguments(parser: argparse.ArgumentParser, *, device: str = "") -> None:
-    """The arguments every ComfyUI-running script takes: device, and size and steps in test mode."""
+    """The arguments every ComfyUI-running script takes (bench_settings reads them): device, and size and
+    steps in test mode."""
     parser.add_argument("--device", default=device, help=f"cpu or cuda (default: {device or 'auto'})")
     parser.add_argument("--size", type=int, help="test mode: longest side (default ALPHA_TEST_SIZE)")
     parser.add_argument("--steps", type=int, help="test mode: sampler steps (default ALPHA_TEST_STEPS)")

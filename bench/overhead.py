@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     run_arguments(parser)
     args = parser.parse_args(argv)
     logs.configure("WARNING")
-    settings = bench_settings(device=args.device, size=args.size, steps=args.steps)
+    settings = bench_settings(args)
     report(measure(settings, args.jobs, log_folder(args.logs, "alpha-bench-")), settings)
     return 0
 
