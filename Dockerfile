@@ -83,8 +83,10 @@ RUN scripts/install_requirements.sh
 # or its history.
 ARG BAKE_MODELS=1
 COPY pins/models.json pins/
-COPY handler/__init__.py handler/download.py handler/logs.py handler/model_manifest.py handler/models.py handler/settings.py \
-     handler/setting_types.py handler/
+COPY handler/__init__.py handler/logs.py handler/paths.py handler/settings.py handler/setting_types.py \
+     handler/testmodels.py handler/
+COPY handler/models/__init__.py handler/models/__main__.py handler/models/download.py handler/models/fetch.py \
+     handler/models/manifest.py handler/models/
 RUN --mount=type=secret,id=civitai_token --mount=type=secret,id=hf_token \
     case "${BAKE_MODELS}" in \
       1) CIVITAI_TOKEN_FILE=/run/secrets/civitai_token HF_TOKEN_FILE=/run/secrets/hf_token \

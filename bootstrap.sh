@@ -7,7 +7,7 @@
 #   ./bootstrap.sh serve               local alpha API on 127.0.0.1:7861 (debugging)
 #
 # ComfyUI is started and owned by handler.supervisor (127.0.0.1 only), which then runs
-# `python -m handler.server` for `serve`, or `python -m handler` with these arguments.
+# `python -m handler.doors.alpha.server` for `serve`, or `python -m handler` with these arguments.
 # With ALPHA_TEST_MODELS=1 on a development checkout, the environment is prepared first
 # (scripts/setup.sh, a no-op once done).
 set -euo pipefail

@@ -26,7 +26,8 @@ from typing import IO
 import requests
 
 from bench.harness import Summary, bench_settings, describe, log_folder, print_table, run_arguments
-from handler.settings import REPO, Settings
+from handler.paths import REPO
+from handler.settings import Settings
 from tests.helpers import free_port
 
 # The log line that ends each phase, in order.

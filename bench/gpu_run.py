@@ -39,7 +39,7 @@ from handler.generate import Generator
 from handler.png import check_rgba
 from handler.request import Request
 from handler.settings import Settings
-from handler.workflow import Workflow
+from handler.workflow.graph import Workflow
 
 
 class VramSampler(threading.Thread):

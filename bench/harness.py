@@ -16,10 +16,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from handler.comfy_process import ComfyProcess
+from handler.comfyui.process import ComfyProcess
 from handler.generate import test_size
 from handler.settings import Settings
-from handler.workflow import Workflow
+from handler.workflow.graph import Workflow
 from tests.helpers import free_port
 
 

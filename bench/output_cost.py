@@ -27,10 +27,11 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from bench.harness import Summary, print_table
+from handler.doors.runpod.payload import output_size, success_output
 from handler.generate import Result
-from handler.payload import output_size, success_output
+from handler.paths import REPO
 from handler.png import check_rgba
-from handler.settings import REPO, Settings
+from handler.settings import Settings
 
 SIZE = 1024
 LIMITS = {"/run": 10 * 10**6, "/runsync": 20 * 10**6}

@@ -38,8 +38,8 @@ from bench.harness import (
     running_comfyui,
 )
 from handler import logs
+from handler.doors.runpod.worker import handle_job
 from handler.generate import Generator
-from handler.runpod_worker import handle_job
 from handler.settings import Settings
 from tests.helpers import runpod_api
 

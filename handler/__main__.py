@@ -2,6 +2,6 @@
 
 import sys
 
-from handler.runpod_worker import main
+from handler.doors.runpod.worker import main
 
 sys.exit(main())

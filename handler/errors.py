@@ -1,6 +1,7 @@
-"""The exception hierarchy. Each class carries a stable ``code`` that clients can match on.
+"""The exception hierarchy. Each class carries a stable ``code`` that clients can match on, and the HTTP
+``status`` the alpha API answers with (the OpenAPI document reads both from here).
 
-Every transport turns an ``AlphaError`` into its response in exactly one place,
+Every door turns an ``AlphaError`` into its response in exactly one place,
 from ``to_body()``: ``{"code", "message", "field"}``.
 """
 
@@ -11,6 +12,7 @@ from typing import Any
 
 class AlphaError(Exception):
     code = "internal_error"
+    status = 500
     # Whether the worker is unusable afterwards and RunPod should replace it.
     refresh_worker = False
 
@@ -26,6 +28,18 @@ class AlphaError(Exception):
         return f"{self.code}: {self.message}"
 
 
+def statuses() -> dict[str, int]:
+    """Every code a door can answer with, and its HTTP status (start-up failures never reach a client)."""
+    found: dict[str, int] = {}
+    todo: list[type[AlphaError]] = [AlphaError]
+    while todo:
+        cls = todo.pop()
+        todo += cls.__subclasses__()
+        if not issubclass(cls, StartupError) and found.setdefault(cls.code, cls.status) != cls.status:
+            raise TypeError(f"code {cls.code} has two statuses: {found[cls.code]} and {cls.status}")
+    return dict(sorted(found.items()))
+
+
 def error_body(exc: AlphaError) -> dict[str, Any]:
     """The error body every door returns: ``{"status": "error", "error": "<code>: <message>", code, message,
     field, ...}``."""
@@ -36,6 +50,7 @@ class InputError(AlphaError):
     """The job input is invalid; nothing was submitted to ComfyUI."""
 
     code = "invalid_input"
+    status = 400
 
 
 class WorkflowError(AlphaError):
@@ -48,13 +63,24 @@ class ComfyUnavailable(AlphaError):
     """ComfyUI does not answer, or went away during the job."""
 
     code = "comfyui_unavailable"
+    status = 503
     refresh_worker = True
+
+
+class ComfyUnresponsive(ComfyUnavailable):
+    """ComfyUI did not answer in time: it may be hung or busy, not gone. A job keeps waiting for it until its
+    deadline, and then fails with ``timeout``."""
+
+
+class ComfyGone(ComfyUnavailable):
+    """Nothing listens where ComfyUI should: it died. A job fails at once."""
 
 
 class JobTimeout(AlphaError):
     """The per-job deadline passed; the prompt was interrupted and dequeued."""
 
     code = "timeout"
+    status = 504
 
 
 class JobCancelled(AlphaError):
@@ -109,15 +135,38 @@ class UploadFailed(AlphaError):
 # Refusals of the local alpha API's HTTP layer, before any work is done.
 class Unauthorized(AlphaError):
     code = "unauthorized"
+    status = 401
 
 
 class NotFound(AlphaError):
     code = "not_found"
+    status = 404
 
 
 class MethodNotAllowed(AlphaError):
     code = "method_not_allowed"
+    status = 405
 
 
 class BodyTooLarge(AlphaError):
     code = "body_too_large"
+    status = 413
+
+
+class StartupError(AlphaError):
+    """The supervisor cannot start a worker; no door ever answers with it (``statuses`` leaves it out)."""
+
+    code = "startup_failed"
+
+
+class GpuUnavailable(StartupError):
+    """The GPU preflight failed: CUDA is missing, or a test computation on the GPU failed or hung."""
+
+    code = "gpu_unavailable"
+
+
+class TestModelsMissing(StartupError):
+    """Test mode, and the random-weight test models were never built."""
+
+    __test__ = False  # not a pytest test class, whatever its name
+    code = "test_models_missing"

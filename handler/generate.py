@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from handler import __version__
-from handler.comfy import ComfyClient, Completion, ProgressCallback
+from handler.comfyui.client import ComfyClient, Completion, ProgressCallback
 from handler.deadline import Deadline
 from handler.errors import InputError, JobTimeout, OutputError, WorkflowError
 from handler.logs import JobLog
 from handler.png import check_rgba
 from handler.request import MAX_SEED, Request, check_size
 from handler.settings import Settings
-from handler.workflow import Workflow
+from handler.workflow.graph import Workflow
 
 log = logging.getLogger(__name__)
 

@@ -1,37 +1,19 @@
 """Is this worker ready for jobs? ComfyUI answers, and each workflow it may run meets the contract on this
-ComfyUI (``workflow_online``): its nodes exist, its values are allowed (a missing checkpoint shows up as a
+ComfyUI (``handler.workflow.online``): its nodes exist, its values are allowed (a missing checkpoint shows up as a
 value ComfyUI does not offer) and the LayerDiffuse model files its nodes load are present."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
-from handler import workflow_online
-from handler.comfy import ComfyClient
+from handler.comfyui.client import ComfyClient
 from handler.deadline import Deadline
 from handler.errors import AlphaError, WorkflowError
-from handler.workflow import Workflow
+from handler.workflow.graph import Workflow
+from handler.workflow.online import ComfyFacts
 
 STARTUP_TIMEOUT_S = 30.0
-
-
-class ComfyFacts:
-    """What the online workflow rules read from a ComfyUI: /object_info once, each model folder once."""
-
-    def __init__(self, client: ComfyClient, deadline: Deadline) -> None:
-        self.client, self.deadline = client, deadline
-        self.info = client.all_object_info(deadline)
-        self._models: dict[str, list[str] | None] = {}
-
-    def models(self, folder: str) -> list[str] | None:
-        if folder not in self._models:
-            self._models[folder] = self.client.model_files(folder, self.deadline)
-        return self._models[folder]
-
-    def problems(self, graph: dict[str, Any]) -> list[str]:
-        return workflow_online.problems(graph, self.info, self.models)
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-WORKFLOWS = REPO / "workflows"
+from handler.paths import WORKFLOWS
+
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 

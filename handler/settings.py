@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from handler import setting_types as types
-from handler.setting_types import REPO
+from handler import testmodels
+from handler.paths import REPO
 
-__all__ = ["CACHE", "REPO", "SPECS", "Settings", "SettingsError", "Spec", "load_or_exit", "markdown_table"]
+__all__ = ["CACHE", "SPECS", "Settings", "SettingsError", "Spec", "load_or_exit", "markdown_table"]
 
 CACHE = Path.home() / ".cache" / "layerdiffuse-alpha"
 
@@ -257,9 +258,7 @@ class Settings:
         """The folder ComfyUI searches first for models, or None for its own."""
         if self.models_dir is not None or not self.test_models:
             return self.models_dir
-        from handler.testmodels import models_dir  # no ComfyUI import: hashing only
-
-        return models_dir(self.test_models_cache)
+        return testmodels.models_dir(self.test_models_cache)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

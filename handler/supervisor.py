@@ -1,7 +1,7 @@
 """``python -m handler.supervisor [ARGS...]``: what ``bootstrap.sh`` runs.
 
 Starts ComfyUI (its only owner), waits until it is ready, then runs a door:
-``serve`` runs the local alpha API (``python -m handler.server``); any other
+``serve`` runs the local alpha API (``python -m handler.doors.alpha.server``); any other
 arguments go to the RunPod worker (``python -m handler ARGS...``, so RunPod's
 local flags pass through). It forwards SIGTERM/SIGINT, stops both processes on the way out, and
 exits non-zero with a clear log line if ComfyUI dies, instead of leaving a
@@ -19,8 +19,8 @@ import time
 from types import FrameType
 
 from handler import logs, readiness, testmodels
-from handler.comfy_process import ComfyProcess, die_with_parent
-from handler.errors import AlphaError, ComfyUnavailable, TransparencyError
+from handler.comfyui.process import ComfyProcess, die_with_parent
+from handler.errors import AlphaError, GpuUnavailable, TestModelsMissing, TransparencyError
 from handler.generate import Generator
 from handler.settings import Settings, load_or_exit
 
@@ -37,12 +37,12 @@ def gpu_preflight() -> None:
         result = subprocess.run([sys.executable, "-m", "handler.gpucheck"], capture_output=True, text=True,
                                 timeout=GPU_CHECK_TIMEOUT_S, check=False)
     except subprocess.TimeoutExpired:
-        raise ComfyUnavailable(f"GPU preflight did not finish within {GPU_CHECK_TIMEOUT_S:.0f} s (a hung driver?)"
+        raise GpuUnavailable(f"GPU preflight did not finish within {GPU_CHECK_TIMEOUT_S:.0f} s (a hung driver?)"
                                ) from None
     if result.returncode != 0:
         lines = (result.stderr or result.stdout).strip().splitlines() or [f"exit code {result.returncode}"]
         reason = lines[-1].removeprefix("GPU preflight failed: ")  # the last line; a traceback ends in its cause
-        raise ComfyUnavailable(f"GPU preflight failed: {reason}")
+        raise GpuUnavailable(f"GPU preflight failed: {reason}")
     log.info("%s", result.stdout.strip())
 
 
@@ -52,7 +52,7 @@ def door_command(args: list[str]) -> list[str]:
         if len(args) > 1:
             raise SystemExit(f"'serve' takes no arguments (got {' '.join(args[1:])}); the alpha API is "
                              "configured by ALPHA_SERVE_* settings")
-        return ["handler.server"]
+        return ["handler.doors.alpha.server"]
     return ["handler", *args]
 
 
@@ -77,7 +77,7 @@ class Supervisor:
         if s.test_models and s.models_dir is None:
             folder = testmodels.models_dir(s.test_models_cache)
             if not testmodels.is_complete(folder):
-                raise ComfyUnavailable(f"test models are missing in {folder}; run scripts/setup.sh "
+                raise TestModelsMissing(f"test models are missing in {folder}; run scripts/setup.sh "
                                        "(or python -m handler.testmodels)")
         if s.gpu_preflight and s.effective_device == "cuda":
             gpu_preflight()

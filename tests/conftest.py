@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from handler import testmodels
-from handler.comfy import ComfyClient
-from handler.comfy_process import ComfyProcess
+from handler.comfyui.client import ComfyClient
+from handler.comfyui.process import ComfyProcess
 from handler.settings import Settings
 from tests.helpers import RunningComfy, free_port, runpod_api
 

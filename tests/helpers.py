@@ -24,9 +24,10 @@ import numpy as np
 from aiohttp import web
 from PIL import Image
 
-from handler.comfy import ComfyClient
-from handler.comfy_process import ComfyProcess
-from handler.settings import REPO, Settings
+from handler.comfyui.client import ComfyClient
+from handler.comfyui.process import ComfyProcess
+from handler.paths import REPO
+from handler.settings import Settings
 
 
 def free_port() -> int:
@@ -112,7 +113,7 @@ class ServerThread:
         self.url = f"http://127.0.0.1:{self.port}"
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="test-server", daemon=True)
-        from handler.server import APP_OPTIONS  # served as in production
+        from handler.doors.alpha.server import APP_OPTIONS  # served as in production
 
         self.runner = web.AppRunner(app, access_log=None, **APP_OPTIONS)
 

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from handler.settings import REPO
+from handler.paths import REPO
 
 PRODUCTION = REPO / "workflows" / "alpha_txt2img.json"
 Graph = dict[str, Any]

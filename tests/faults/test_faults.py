@@ -24,15 +24,15 @@ import pytest
 from runpod.serverless.modules.rp_job import run_job
 from runpod.serverless.modules.rp_scale import JobScaler
 
-from handler.comfy import ComfyClient
+from handler.comfyui.client import ComfyClient
 from handler.deadline import Deadline
+from handler.doors.alpha.server import create_app
+from handler.doors.runpod.worker import make_handler
 from handler.errors import ExecutionError
 from handler.generate import Generator
 from handler.request import Request
-from handler.runpod_worker import make_handler
-from handler.server import create_app
 from handler.settings import Settings
-from handler.workflow import Workflow
+from handler.workflow.graph import Workflow
 from tests.conftest import running_comfy
 from tests.faults.proxy import Proxy
 from tests.helpers import RunningComfy, ServerThread, free_port, rgba

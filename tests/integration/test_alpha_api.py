@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from handler.doors.alpha.server import STORE, create_app
 from handler.generate import Generator
-from handler.server import STORE, create_app
 from handler.settings import Settings
-from handler.workflow import Workflow
+from handler.workflow.graph import Workflow
 from tests.cases import BAD_INPUTS
 from tests.helpers import Reply, RunningComfy, ServerThread, decode_png, http
 from tests.workflow_mutants import ONLINE, write

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from handler.doors.alpha.server import create_app
 from handler.generate import Generator
-from handler.server import create_app
 from tests.helpers import RunningComfy, ServerThread
 
 pytestmark = pytest.mark.comfyui

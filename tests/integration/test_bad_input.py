@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from runpod.serverless.modules.rp_job import run_job
 
+from handler.doors.alpha.server import create_app
+from handler.doors.runpod.worker import make_handler
 from handler.generate import Generator
-from handler.runpod_worker import make_handler
-from handler.server import create_app
 from tests.cases import BAD_BODIES, CORPUS, RUNPOD_BAD_ENVELOPES, BadBody, BadInput
 from tests.helpers import Reply, RunningComfy, ServerThread, http
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from handler.settings import REPO, Settings
+from handler.paths import REPO
+from handler.settings import Settings
 from tests.helpers import child_env
 
 pytestmark = pytest.mark.comfyui

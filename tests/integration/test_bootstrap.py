@@ -13,7 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from handler.settings import REPO, Settings
+from handler.paths import REPO
+from handler.settings import Settings
 from tests.helpers import assert_success_contract, child_env, decode_png, free_port, http, post_json, wait_http
 
 pytestmark = pytest.mark.comfyui
@@ -70,7 +71,7 @@ def test_serves_runsync_then_stops_cleanly_on_sigterm(test_settings: Settings, t
     # Not in test mode: there bootstrap.sh would first lay out ComfyUI (scripts/setup.sh).
     ({"comfyui_dir": Path("/nonexistent/ComfyUI"), "test_models": False, "gpu_preflight": False},
      "no ComfyUI at /nonexistent/ComfyUI"),
-    ({"device": "cuda"}, "cannot start: comfyui_unavailable: GPU preflight failed: CUDA is not usable"),
+    ({"device": "cuda"}, "cannot start: gpu_unavailable: GPU preflight failed: CUDA is not usable"),
 ])
 def test_exits_nonzero_when_comfyui_cannot_start(test_settings: Settings, tmp_path: Path,
                                                  changes: dict[str, object], message: str) -> None:

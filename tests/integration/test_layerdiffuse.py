@@ -20,9 +20,10 @@ import pytest
 from handler.deadline import Deadline
 from handler.errors import ExecutionError
 from handler.generate import Generator
+from handler.paths import REPO
 from handler.request import Request
-from handler.settings import REPO, Settings
-from handler.workflow import Workflow
+from handler.settings import Settings
+from handler.workflow.graph import Workflow
 from tests.conftest import running_comfy
 from tests.helpers import RunningComfy, free_port, rgba
 

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from runpod.serverless.modules.rp_job import run_job
 
+from handler.doors.runpod.worker import make_handler
 from handler.generate import Generator
-from handler.runpod_worker import make_handler
 from handler.settings import Settings
-from handler.workflow import Workflow
+from handler.workflow.graph import Workflow
 from tests.fake_s3 import FakeS3
 from tests.helpers import RunningComfy, ServerThread, decode_png
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from handler.comfy_process import ComfyProcess
+from handler.comfyui.process import ComfyProcess
 from handler.generate import Generator
 from handler.request import Request
 from handler.settings import Settings

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from runpod.serverless.modules.rp_job import run_job
 
+from handler.doors.runpod.worker import make_handler
 from handler.generate import Generator
-from handler.runpod_worker import make_handler
-from handler.settings import REPO
+from handler.paths import REPO
 from tests.cases import BAD_INPUTS
 from tests.helpers import RunningComfy, assert_success_contract, child_env, post_json, rgba
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from handler.settings import REPO
+from handler.paths import REPO
 from tests.helpers import RunningComfy, child_env
 from tests.workflow_mutants import OFFLINE, ONLINE, write
 

@@ -15,12 +15,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from handler import openapi
-from handler.errors import AlphaError
+from handler.doors.alpha import openapi
+from handler.doors.alpha.server import GENERATOR, STORE, create_app
+from handler.doors.alpha.store import PngStore
+from handler.errors import AlphaError, statuses
 from handler.generate import Generator
-from handler.pngstore import PngStore
-from handler.server import GENERATOR, STORE, create_app
-from handler.settings import REPO, Settings
+from handler.paths import REPO
+from handler.settings import Settings
 from tests.helpers import Reply, ServerThread, free_port, http, raw_get
 
 TOKEN = "unit-test-token-0123456789"
@@ -225,8 +226,8 @@ def test_openapi_document_matches_the_routes(server: ServerThread) -> None:
 
 def test_every_error_code_and_its_status_is_documented() -> None:
     readme = (REPO / "README.md").read_text()
-    for code in openapi.error_codes():
-        row = f"| `{code}` | {openapi.status_for(code)} |"
+    for code, status in statuses().items():
+        row = f"| `{code}` | {status} |"
         assert row in readme, f"README.md lacks the row starting {row!r}"
 
 

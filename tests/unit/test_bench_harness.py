@@ -8,8 +8,9 @@ import pytest
 
 from bench.direct_client import execution_seconds
 from bench.harness import Summary, run_shape
-from handler.settings import REPO, Settings
-from handler.workflow import Workflow
+from handler.paths import REPO
+from handler.settings import Settings
+from handler.workflow.graph import Workflow
 
 
 def test_summary_median_p90_min_max() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from handler.comfy_events import completion_from_history, execution_error, validation_error
+from handler.comfyui.events import completion_from_history, execution_error, validation_error
 from handler.errors import ExecutionError
 
 EXECUTION_ERROR = {

@@ -6,10 +6,10 @@ import re
 
 import pytest
 
-from handler.settings import REPO
+from handler.paths import REPO
 
 DOC = (REPO / "DEPLOYMENT.md").read_text()
-CODE = "\n".join(path.read_text() for path in [*sorted((REPO / "handler").glob("*.py")),
+CODE = "\n".join(path.read_text() for path in [*sorted((REPO / "handler").rglob("*.py")),
                                                 *sorted((REPO / "custom_nodes").rglob("*.py"))])
 
 # Fixed parts of the quoted lines, as they appear in the source (format strings cut at placeholders).

@@ -9,7 +9,6 @@ interpreter), no exposed port, and ./bootstrap.sh as the command.
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import re
@@ -22,7 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from handler.settings import REPO
+from handler.paths import REPO
+from tests import imports
 
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
@@ -279,8 +279,8 @@ def under(path: str, source: str) -> bool:
 
 def test_dockerignore_matching() -> None:
     patterns = dockerignore_patterns()
-    assert in_context("handler/models.py", patterns)
-    assert not in_context("handler/__pycache__/models.cpython-311.pyc", patterns)
+    assert in_context("handler/models/fetch.py", patterns)
+    assert not in_context("handler/models/__pycache__/fetch.cpython-311.pyc", patterns)
     assert not in_context("tests/unit/test_models.py", patterns)
     assert not in_context(".venv/bin/python", patterns)
     assert not in_context("scripts/setup.sh", patterns)
@@ -300,31 +300,13 @@ def test_every_copy_source_is_in_the_context_and_nothing_else_is() -> None:
     assert not unused, f"in the build context but never copied (tighten .dockerignore): {unused}"
 
 
-def handler_imports(module: str) -> set[str]:
-    """The handler modules `module` imports at module level, transitively (what `python -m` loads)."""
-    seen: set[str] = set()
-    todo = [module]
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        tree = ast.parse((REPO / "handler" / f"{name}.py").read_text())
-        for node in tree.body:
-            if isinstance(node, ast.ImportFrom) and node.module == "handler":
-                todo += [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("handler."):
-                todo.append((node.module or "").split(".")[1])
-            elif isinstance(node, ast.Import):
-                todo += [a.name.split(".")[1] for a in node.names if a.name.startswith("handler.")]
-    return seen
-
-
 def test_the_fetcher_is_complete_before_the_model_step() -> None:
     step = model_step()
     copied = [source for copy in of("COPY", FINAL_STAGE) if copy.line < step.line and not flag_values(copy, "from")
               for source in copy.args.split()[:-1]]
-    needed = {"handler/__init__.py", "pins/models.json"} | {f"handler/{m}.py" for m in handler_imports("models")}
+    known = imports.modules()
+    loaded = imports.loaded_by("handler.models.__main__")
+    needed = {"pins/models.json"} | {str(known[module].relative_to(REPO)) for module in loaded}
     missing = sorted(path for path in needed if not any(under(path, source.rstrip("/")) for source in copied))
     assert not missing, f"the model step runs before these are copied: {missing}"
 
@@ -365,9 +347,8 @@ def test_the_model_step_runs_on_what_is_copied_before_it(tmp_path: Path) -> None
 
 def test_the_image_app_imports_and_its_settings_are_valid(tmp_path: Path) -> None:
     app = lay_out_app(tmp_path)
-    modules = sorted(path.stem for path in (REPO / "handler").glob("*.py")
-                     if path.stem not in ("__init__", "__main__"))
-    done = run_in(app, "-c", "; ".join(f"import handler.{module}" for module in modules))
+    modules = sorted(name for name in imports.modules() if not name.endswith("__main__"))
+    done = run_in(app, "-c", "; ".join(f"import {module}" for module in modules))
     assert done.returncode == 0, done.stderr
     checked = run_in(app, "-m", "handler.settings", "--check", extra_env=env())
     assert checked.returncode == 0, checked.stderr

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from handler.settings import REPO, Settings
+from handler.paths import REPO
+from handler.settings import Settings
 
 PROBE = Path(__file__).with_name("fixpack_probe.py")
 LOCK = json.loads((REPO / "custom_nodes" / "lock.json").read_text())

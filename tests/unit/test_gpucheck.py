@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from handler.settings import REPO
+from handler.paths import REPO
 
 
 def test_fails_clearly_without_a_usable_gpu() -> None:

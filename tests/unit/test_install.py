@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from handler.settings import REPO
+from handler.paths import REPO
 from scripts import install_comfyui as ic
 
 PINS = REPO / "pins" / "comfyui.json"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from handler.settings import REPO
+from handler.paths import REPO
 
 SCRIPT = REPO / "scripts" / "install_requirements.sh"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from handler.comfy_process import MODEL_FOLDERS, ComfyProcess
+from handler.comfyui.process import MODEL_FOLDERS, ComfyProcess
 from handler.settings import Settings
 
 

@@ -16,8 +16,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from handler import download, models
-from handler.model_manifest import ManifestError, load
+from handler.models import download
+from handler.models import fetch as models
+from handler.models.manifest import ManifestError, load
 from handler.settings import Settings
 
 TOKEN = "civ-Secret-0123456789abcdef"

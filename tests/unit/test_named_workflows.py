@@ -6,8 +6,9 @@ import pytest
 
 from handler.errors import InputError, WorkflowError
 from handler.generate import Generator
+from handler.paths import REPO
 from handler.request import Request
-from handler.settings import REPO, Settings
+from handler.settings import Settings
 
 CONV = REPO / "workflows" / "alpha_txt2img_conv.json"
 PRODUCTION = REPO / "workflows" / "alpha_txt2img.json"

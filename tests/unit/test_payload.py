@@ -18,10 +18,10 @@ import pytest
 from PIL import Image
 from runpod.serverless.modules.rp_job import run_job
 
+from handler.doors.runpod.payload import output_size, success_output
+from handler.doors.runpod.worker import make_handler
 from handler.errors import OutputTooLarge, UploadFailed
 from handler.generate import Generator, Result
-from handler.payload import output_size, success_output
-from handler.runpod_worker import make_handler
 from handler.settings import Settings
 from tests.fake_s3 import FakeS3
 from tests.helpers import ServerThread

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from handler.pngstore import PngStore
+from handler.doors.alpha.store import PngStore
 
 
 def png(seed: int = 0) -> bytes:

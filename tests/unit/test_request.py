@@ -10,7 +10,7 @@ from handler.errors import InputError
 from handler.generate import Generator
 from handler.request import MAX_SEED, Request, check_size
 from handler.settings import Settings
-from handler.workflow import Workflow
+from handler.workflow.graph import Workflow
 from tests.cases import BAD_BODIES, CORPUS, VALID_PROMPTS, BadInput
 
 SIZES = Workflow.load(Settings().workflow).sizes

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from handler.settings import REPO, SPECS, Settings, SettingsError, main, markdown_table
+from handler.paths import REPO
+from handler.settings import SPECS, Settings, SettingsError, main, markdown_table
 
 
 def test_fields_match_specs_and_defaults() -> None:

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from handler.errors import WorkflowError
-from handler.settings import REPO
-from handler.workflow import REQUIRED_MARKERS, Workflow
+from handler.paths import REPO
+from handler.workflow.graph import REQUIRED_MARKERS, Workflow
 
 PRODUCTION = REPO / "workflows" / "alpha_txt2img.json"
 

@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
-from handler import workflow_check, workflow_rules
 from handler.errors import WorkflowError
-from handler.settings import REPO
-from handler.workflow import Workflow
+from handler.paths import REPO
+from handler.workflow import check as workflow_check
+from handler.workflow import rules as workflow_rules
+from handler.workflow.graph import Workflow
 from tests.workflow_mutants import OFFLINE, ONLINE, production, write
 
 SHIPPED = sorted((REPO / "workflows").glob("*.json"))

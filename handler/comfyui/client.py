@@ -25,9 +25,9 @@ import requests
 import websocket
 from websocket import ABNF
 
-from handler.comfy_events import Completion, completion_from_history, raise_for_failure, validation_error
+from handler.comfyui.events import Completion, completion_from_history, raise_for_failure, validation_error
 from handler.deadline import Deadline
-from handler.errors import ComfyUnavailable, JobCancelled, JobTimeout
+from handler.errors import ComfyGone, ComfyUnavailable, ComfyUnresponsive, JobCancelled, JobTimeout
 
 log = logging.getLogger(__name__)
 
@@ -42,16 +42,7 @@ RECONNECT_BACKOFF_S = (0.25, 0.5, 1.0, 2.0)
 CANCEL_TIMEOUT_S = 2.0
 
 ProgressCallback = Callable[[int, int], None]
-__all__ = ["ComfyClient", "ComfyGone", "ComfyUnresponsive", "Completion", "ProgressCallback"]
-
-
-class ComfyUnresponsive(ComfyUnavailable):
-    """ComfyUI did not answer in time: it may be hung or busy, not gone. A job keeps waiting for it until its
-    deadline, and then fails with ``timeout``."""
-
-
-class ComfyGone(ComfyUnavailable):
-    """Nothing listens where ComfyUI should: it died. A job fails at once."""
+__all__ = ["ComfyClient", "Completion", "ProgressCallback"]
 
 
 class ComfyClient:

@@ -1,7 +1,7 @@
 """``python -m handler.workflow check FILE... [--comfyui URL]``: check workflow files against the contract.
 
-Without ``--comfyui`` it runs the offline rules (``workflow_rules``); with it, also the rules that need the
-running ComfyUI (``workflow_online``). It prints a readable report and exits 0 when every file passes, 1
+Without ``--comfyui`` it runs the offline rules (``handler.workflow.rules``); with it, also the rules that need the
+running ComfyUI (``handler.workflow.online``). It prints a readable report and exits 0 when every file passes, 1
 otherwise (2 for bad arguments).
 """
 
@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from handler import workflow_rules
-from handler.comfy import ComfyClient
+from handler.comfyui.client import ComfyClient
 from handler.deadline import Deadline
 from handler.errors import AlphaError, WorkflowError
-from handler.readiness import ComfyFacts
-from handler.workflow import read
+from handler.workflow import rules
+from handler.workflow.graph import read
+from handler.workflow.online import ComfyFacts
 
 ONLINE_TIMEOUT_S = 30.0
 
@@ -28,8 +28,8 @@ def check_file(path: Path, online: ComfyFacts | None) -> list[str]:
         data, _ = read(path)
     except WorkflowError as exc:
         return [exc.message]
-    problems = workflow_rules.problems(data, path.stem)
-    if online is not None and not workflow_rules.shape_problems(data, path.stem):
+    problems = rules.problems(data, path.stem)
+    if online is not None and not rules.shape_problems(data, path.stem):
         problems += online.problems(data)
     return problems
 
@@ -71,7 +71,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = {path: check_file(path, online) for path in args.files}
     sys.stdout.write(report(results, online is not None))
     return 1 if any(results.values()) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,40 +1,22 @@
 """The OpenAPI document of the local alpha API, built from the same constants the code uses (the input
-schema, the file-name pattern, the error codes and their statuses), so it cannot drift by hand."""
+schema, the file-name pattern, the error classes' codes and statuses), so it cannot drift by hand."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from handler import __version__, errors
-from handler.pngstore import NAME
+from handler import __version__
+from handler.doors.alpha.store import NAME
+from handler.errors import statuses
 from handler.request import input_schema
 
 PREFIX = "/alpha/v1"
 FILENAME_LINK = "$response.body#/filename"
-# Every error code and its HTTP status on this API; codes not listed are 500.
-STATUS_BY_CODE: dict[str, int] = {
-    "invalid_input": 400,
-    "unauthorized": 401,
-    "not_found": 404,
-    "method_not_allowed": 405,
-    "body_too_large": 413,
-    "comfyui_unavailable": 503,
-    "timeout": 504,
-}
 
 
 def error_codes() -> list[str]:
-    found, todo = set(), [errors.AlphaError]
-    while todo:
-        cls = todo.pop()
-        found.add(cls.code)
-        todo += cls.__subclasses__()
-    return sorted(found)
-
-
-def status_for(code: str) -> int:
-    return STATUS_BY_CODE.get(code, 500)
+    return list(statuses())
 
 
 def _json(description: str, ref: str) -> dict[str, Any]:
@@ -47,7 +29,7 @@ def _error(description: str) -> dict[str, Any]:
 
 
 def _codes_with(status: int) -> str:
-    return ", ".join(f"`{c}`" for c in error_codes() if status_for(c) == status)
+    return ", ".join(f"`{code}`" for code, code_status in statuses().items() if code_status == status)
 
 
 def document(*, token_required: bool, sizes: Sequence[tuple[int, int]],

@@ -14,14 +14,14 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from handler import logs, readiness
-from handler.comfy_process import wait_for_comfyui
+from handler.comfyui.process import wait_for_comfyui
+from handler.doors.runpod.payload import success_output
+from handler.doors.threads import in_thread
 from handler.errors import AlphaError, error_body
 from handler.generate import Generator
 from handler.logs import JobLog
-from handler.payload import success_output
 from handler.request import Request
 from handler.settings import load_or_exit
-from handler.threads import in_thread
 
 log = logging.getLogger(__name__)
 

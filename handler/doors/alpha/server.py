@@ -1,7 +1,7 @@
-"""The local alpha API door (aiohttp): ``python -m handler.server``, or ``./bootstrap.sh serve``.
+"""The local alpha API door (aiohttp): ``python -m handler.doors.alpha.server``, or ``./bootstrap.sh serve``.
 
 A thin adapter over ``Generator.generate``, like the RunPod door. ``AlphaError`` becomes an HTTP response
-in one place (``error_response``), with the RunPod path's body shape and a status from ``openapi``.
+in one place (``error_response``), with the RunPod path's body shape and the error class's own status.
 Jobs run in daemon threads (the client blocks), so the event loop keeps answering while ComfyUI works
 through its serial queue; a process that is told to stop does not wait for them.
 """
@@ -20,8 +20,12 @@ from typing import Any
 
 from aiohttp import web
 
-from handler import logs, openapi, readiness
+from handler import logs, readiness
 from handler.deadline import Deadline
+from handler.doors.alpha import openapi
+from handler.doors.alpha.openapi import PREFIX
+from handler.doors.alpha.store import PngStore
+from handler.doors.threads import in_thread
 from handler.errors import (
     AlphaError,
     BodyTooLarge,
@@ -35,11 +39,8 @@ from handler.errors import (
 )
 from handler.generate import Generator
 from handler.logs import JobLog
-from handler.openapi import PREFIX
-from handler.pngstore import PngStore
 from handler.request import Request
 from handler.settings import load_or_exit
-from handler.threads import in_thread
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ SLOTS = web.AppKey("slots", asyncio.Semaphore)
 
 
 def error_response(exc: AlphaError, headers: dict[str, str] | None = None) -> web.Response:
-    return web.json_response(error_body(exc), status=openapi.status_for(exc.code), headers=headers)
+    return web.json_response(error_body(exc), status=exc.status, headers=headers)
 
 
 @web.middleware
@@ -205,7 +206,7 @@ def main() -> int:
     log.info("alpha API on http://%s:%d%s/ (workflow %s, files in %s)", settings.serve_host, settings.serve_port,
              PREFIX, generator.workflow.name, settings.effective_serve_dir)
     web.run_app(create_app(generator), host=settings.serve_host, port=settings.serve_port, print=None,
-                shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=logging.getLogger("handler.server.access"),
+                shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=logging.getLogger(f"{__name__}.access"),
                 **APP_OPTIONS)
     return 0
 

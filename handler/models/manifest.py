@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from handler.settings import REPO, Settings
+from handler.paths import REPO
+from handler.settings import Settings
 
 log = logging.getLogger(__name__)
 

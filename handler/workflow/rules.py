@@ -2,7 +2,7 @@
 
 ``problems(data, name)`` lists every broken rule (the validator prints them all); ``Workflow.from_graph``
 refuses a workflow on the first. The rules that need a running ComfyUI (node types, input types, option
-values, model files) are in ``workflow_online``.
+values, model files) are in ``handler.workflow.online``.
 
 Markers are node titles (``_meta.title``), each on exactly one node:
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
-from handler.comfy import ComfyClient
+from handler.comfyui.client import ComfyClient
 from handler.deadline import Deadline
 from handler.errors import AlphaError, ComfyUnavailable
 from handler.settings import Settings

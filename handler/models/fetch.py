@@ -30,11 +30,11 @@ from urllib.parse import urlsplit
 import requests
 
 from handler import logs
-from handler.download import DownloadError, download
-from handler.model_manifest import MANIFEST, TOKEN_VARS, ManifestError, ModelFile, Source, load, tokens
+from handler.models.download import DownloadError, download
+from handler.models.manifest import MANIFEST, TOKEN_VARS, ManifestError, ModelFile, Source, load, tokens
 from handler.settings import Settings, load_or_exit
 
-log = logging.getLogger("handler.models")  # not __main__ under python -m
+log = logging.getLogger(__name__)
 
 USER_AGENT = "layerdiffuse-alpha-fetcher/0.1"
 FAILING = ("missing", "bad", "failed")

@@ -2,7 +2,8 @@
 right type, links point at an output of the right type, option values (sampler, checkpoint name...) are
 allowed, exactly one node saves the result, and the model files the LayerDiffuse nodes load are present.
 
-Pure: it takes ComfyUI's ``/object_info`` and a model-folder lister, so tests can feed it directly. Which
+The rules are pure: they take ComfyUI's ``/object_info`` and a model-folder lister, so tests can feed them
+directly; ``ComfyFacts`` reads both from a running ComfyUI, once. Which
 LayerDiffuse file each node input needs is data: ``model_files`` in ``custom_nodes/lock.json``, next to
 the commit it describes.
 """
@@ -15,8 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from handler.settings import REPO
-from handler.workflow_rules import is_link, title
+from handler.comfyui.client import ComfyClient
+from handler.deadline import Deadline
+from handler.paths import REPO
+from handler.workflow.rules import is_link, title
 
 LOCK = REPO / "custom_nodes" / "lock.json"
 MODEL_HINT = " (is the model file missing?)"
@@ -136,3 +139,20 @@ def problems(graph: dict[str, Any], info: dict[str, Any], list_models: ModelList
         present = set(list_models(folder) or [])
         found += [f"model file {folder}/{name} is missing" for name in sorted(names - present)]
     return found
+
+
+class ComfyFacts:
+    """What the online workflow rules read from a ComfyUI: /object_info once, each model folder once."""
+
+    def __init__(self, client: ComfyClient, deadline: Deadline) -> None:
+        self.client, self.deadline = client, deadline
+        self.info = client.all_object_info(deadline)
+        self._models: dict[str, list[str] | None] = {}
+
+    def models(self, folder: str) -> list[str] | None:
+        if folder not in self._models:
+            self._models[folder] = self.client.model_files(folder, self.deadline)
+        return self._models[folder]
+
+    def problems(self, graph: dict[str, Any]) -> list[str]:
+        return problems(graph, self.info, self.models)

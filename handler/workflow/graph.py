@@ -2,7 +2,7 @@
 
 Injection points are found by markers in ``_meta.title``, never by node id, so ops can re-export a
 workflow from the ComfyUI editor without touching code. The contract (markers, sizes, outputs) is in
-``handler.workflow_rules``; ``python -m handler.workflow check FILE... [--comfyui URL]`` checks files
+``handler.workflow.rules``; ``python -m handler.workflow check FILE... [--comfyui URL]`` checks files
 against it, and against a running ComfyUI too.
 """
 
@@ -11,13 +11,12 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from handler.errors import WorkflowError
-from handler.workflow_rules import (
+from handler.workflow.rules import (
     KNOWN_MARKERS,
     OPTIONAL_MARKERS,
     REQUIRED_MARKERS,
@@ -96,9 +95,3 @@ class Workflow:
         inputs("alpha:latent").update(width=width, height=height)
         inputs("alpha:output")["filename_prefix"] = filename_prefix
         return graph
-
-
-if __name__ == "__main__":
-    from handler.workflow_check import main
-
-    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The local alpha API door (aiohttp): the server, its file store and its OpenAPI document."""

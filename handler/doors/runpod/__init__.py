@@ -1,0 +1,1 @@
+"""The RunPod door: the serverless worker (``worker``) and its success output (``payload``)."""
