@@ -31,8 +31,12 @@ from handler.settings import Settings
 from tests.helpers import free_port
 
 # The log line that ends each phase, in order.
-MARKERS = (("ComfyUI launched", "starting ComfyUI:"), ("ComfyUI ready", "ComfyUI ready on port"),
-           ("warm-up done", "warm-up "), ("RunPod worker started", "RunPod worker starting"))
+MARKERS = (
+    ("ComfyUI launched", "starting ComfyUI:"),
+    ("ComfyUI ready", "ComfyUI ready on port"),
+    ("warm-up done", "warm-up "),
+    ("RunPod worker started", "RunPod worker starting"),
+)
 PHASE_TIMEOUT_S = 600.0
 STOP_TIMEOUT_S = 60.0
 
@@ -83,13 +87,17 @@ def wait_api(url: str, deadline: float) -> None:
 
 def one_run(settings: Settings, warmup: bool, log_path: Path) -> dict[str, float]:
     port = free_port()
-    env = {**os.environ, **settings.replace(warmup=warmup, comfyui_port=free_port()).to_env(),
-           "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **settings.replace(warmup=warmup, comfyui_port=free_port()).to_env(), "PYTHONUNBUFFERED": "1"}
     with log_path.open("wb") as log:
         started = time.monotonic()
-        proc = subprocess.Popen([str(REPO / "bootstrap.sh"), "--rp_serve_api", "--rp_api_host", "127.0.0.1",
-                                 "--rp_api_port", str(port)], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            [str(REPO / "bootstrap.sh"), "--rp_serve_api", "--rp_api_host", "127.0.0.1", "--rp_api_port", str(port)],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         assert proc.stdout is not None
         stamps = Stamps(proc.stdout, log, started)
         stamps.start()
@@ -97,8 +105,9 @@ def one_run(settings: Settings, warmup: bool, log_path: Path) -> dict[str, float
             at = {name: stamps.wait_for(name, PHASE_TIMEOUT_S) for name, _ in MARKERS}
             wait_api(f"http://127.0.0.1:{port}/docs", time.monotonic() + PHASE_TIMEOUT_S)
             at["API answers"] = time.monotonic() - started
-            body = requests.post(f"http://127.0.0.1:{port}/runsync", json={"input": {"prompt": "a glass apple"}},
-                                 timeout=PHASE_TIMEOUT_S).json()
+            body = requests.post(
+                f"http://127.0.0.1:{port}/runsync", json={"input": {"prompt": "a glass apple"}}, timeout=PHASE_TIMEOUT_S
+            ).json()
             at["first job done"] = time.monotonic() - started
             output = body.get("output") or {}
             if output.get("status") != "success":

@@ -45,7 +45,8 @@ class DirectClient:
         self.client_id = uuid.uuid4().hex
         self.http = requests.Session()
         self.ws = websocket.create_connection(
-            "ws" + self.base_url[len("http"):] + f"/ws?clientId={self.client_id}", timeout=timeout_s)
+            "ws" + self.base_url[len("http") :] + f"/ws?clientId={self.client_id}", timeout=timeout_s
+        )
 
     def close(self) -> None:
         self.ws.close()
@@ -60,8 +61,9 @@ class DirectClient:
     def run(self, graph: dict[str, Any]) -> DirectRun:
         started = time.perf_counter()
         deadline = started + self.timeout_s
-        response = self.http.post(f"{self.base_url}/prompt", json={"prompt": graph, "client_id": self.client_id},
-                                  timeout=self.timeout_s)
+        response = self.http.post(
+            f"{self.base_url}/prompt", json={"prompt": graph, "client_id": self.client_id}, timeout=self.timeout_s
+        )
         response.raise_for_status()
         prompt_id = response.json()["prompt_id"]
         node_s: dict[str, float] = {}

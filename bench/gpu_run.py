@@ -53,8 +53,13 @@ class VramSampler(threading.Thread):
     def run(self) -> None:
         while not self.stop.wait(0.2):
             try:
-                out = subprocess.run(["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
-                                     capture_output=True, text=True, timeout=5, check=True).stdout
+                out = subprocess.run(
+                    ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits"],
+                    capture_output=True,
+                    text=True,
+                    timeout=5,
+                    check=True,
+                ).stdout
                 self.peak_mib = max(self.peak_mib, int(out.split()[0]))
             except (OSError, subprocess.SubprocessError, ValueError, IndexError):
                 return
@@ -69,12 +74,20 @@ def node_times(settings: Settings, workflow: Workflow, sub_batch_size: int, jobs
     """Per node class, its seconds in each of `jobs` runs through the direct client (which sees every event)."""
     width, height, steps = run_shape(settings, workflow)
     times: dict[str, list[float]] = defaultdict(list)
-    decoder = next(node for node, spec in workflow.graph.items()
-                   if spec["class_type"].startswith("LayeredDiffusionDecode"))
+    decoder = next(
+        node for node, spec in workflow.graph.items() if spec["class_type"].startswith("LayeredDiffusionDecode")
+    )
     with DirectClient(settings.comfyui_url) as client:
         for i in range(jobs):
-            graph = workflow.apply(prompt="a glass apple", negative_prompt=None, seed=500 + i, width=width,
-                                  height=height, filename_prefix=f"nodes_{i}", steps=steps)
+            graph = workflow.apply(
+                prompt="a glass apple",
+                negative_prompt=None,
+                seed=500 + i,
+                width=width,
+                height=height,
+                filename_prefix=f"nodes_{i}",
+                steps=steps,
+            )
             graph[decoder]["inputs"]["sub_batch_size"] = sub_batch_size
             run = client.run(graph)
             for node, seconds in run.node_s.items():
@@ -106,8 +119,12 @@ def main(argv: list[str] | None = None) -> int:
             generator = Generator(settings)
             t0 = time.monotonic()
             cold = generator.generate(Request(prompt="a glass apple", seed=1))
-            rows.append(("cold first job (model load included)", f"{time.monotonic() - t0:.2f} s, execution "
-                         f"{cold.info['timings_ms']['comfyui_execution']} ms"))
+            rows.append(
+                (
+                    "cold first job (model load included)",
+                    f"{time.monotonic() - t0:.2f} s, execution {cold.info['timings_ms']['comfyui_execution']} ms",
+                )
+            )
             if args.save_png:
                 args.save_png.write_bytes(cold.png)
             walls, execs = [], []
@@ -119,8 +136,12 @@ def main(argv: list[str] | None = None) -> int:
             if walls:
                 rows.append((f"warm job wall, {args.jobs} jobs", Summary.of(walls).s()))
                 rows.append(("warm ComfyUI execution", Summary.of(execs).s()))
-                rows.append(("handler overhead (wall - execution)",
-                             Summary.of([w - e for w, e in zip(walls, execs, strict=True)]).ms()))
+                rows.append(
+                    (
+                        "handler overhead (wall - execution)",
+                        Summary.of([w - e for w, e in zip(walls, execs, strict=True)]).ms(),
+                    )
+                )
             if not args.short:
                 rows += detail_rows(settings, generator, args.node_jobs)
     finally:
@@ -148,14 +169,29 @@ def detail_rows(settings: Settings, generator: Generator, node_jobs: int) -> lis
                 rows.append((f"node {name} (sub_batch_size {sub_batch})", Summary.of(values).ms()))
     # The ablation compares images; only a constant alpha fails it (weight 0 may legitimately be near uniform).
     ablation = settings.replace(max_uniform_alpha=1.0)
-    on, off = (Generator(ablation, workflow=generator.workflow.with_input("alpha:layer_diffuse", "weight", w),
-                         client=generator.client).generate(Request(prompt="a vase", seed=7)) for w in (1.0, 0.0))
+    on, off = (
+        Generator(
+            ablation,
+            workflow=generator.workflow.with_input("alpha:layer_diffuse", "weight", w),
+            client=generator.client,
+        ).generate(Request(prompt="a vase", seed=7))
+        for w in (1.0, 0.0)
+    )
     a, b = pixels(on.png), pixels(off.png)
-    rows.append(("ablation weight 1 vs 0, mean |diff| RGB / alpha",
-                 f"{np.abs(a[..., :3] - b[..., :3]).mean():.2f} / {np.abs(a[..., 3] - b[..., 3]).mean():.2f}"))
+    rows.append(
+        (
+            "ablation weight 1 vs 0, mean |diff| RGB / alpha",
+            f"{np.abs(a[..., :3] - b[..., :3]).mean():.2f} / {np.abs(a[..., 3] - b[..., 3]).mean():.2f}",
+        )
+    )
     stats = check_rgba(on.png, max_uniform=settings.max_uniform_alpha)
-    rows.append(("result", f"{stats.width}x{stats.height} RGBA, alpha mean {stats.alpha_mean}, "
-                 f"{stats.transparent * 100:.1f}% transparent, {len(on.png)} bytes"))
+    rows.append(
+        (
+            "result",
+            f"{stats.width}x{stats.height} RGBA, alpha mean {stats.alpha_mean}, "
+            f"{stats.transparent * 100:.1f}% transparent, {len(on.png)} bytes",
+        )
+    )
     rows.append(("versions", json.dumps(on.info["versions"])))
     return rows
 

@@ -43,12 +43,13 @@ class Summary:
         return cls(len(ordered), statistics.median(ordered), ordered[rank], ordered[0], ordered[-1])
 
     def ms(self) -> str:
-        return (f"median {self.median * 1000:.1f} ms, p90 {self.p90 * 1000:.1f}, min {self.low * 1000:.1f}, "
-                f"max {self.high * 1000:.1f} (n={self.n})")
+        return (
+            f"median {self.median * 1000:.1f} ms, p90 {self.p90 * 1000:.1f}, min {self.low * 1000:.1f}, "
+            f"max {self.high * 1000:.1f} (n={self.n})"
+        )
 
     def s(self) -> str:
-        return (f"median {self.median:.3f} s, p90 {self.p90:.3f}, min {self.low:.3f}, max {self.high:.3f} "
-                f"(n={self.n})")
+        return f"median {self.median:.3f} s, p90 {self.p90:.3f}, min {self.low:.3f}, max {self.high:.3f} (n={self.n})"
 
 
 def print_table(title: str, rows: Sequence[tuple[str, str]]) -> None:
@@ -65,10 +66,15 @@ def bench_settings(args: argparse.Namespace, **changes: object) -> Settings:
     unless ALPHA_MODELS_DIR names a models folder: then production mode, the workflow's own size and steps
     (bench/gpu.sh's full-size run)."""
     base = Settings.from_env()
-    settings = base.replace(test_models=base.models_dir is None, device=args.device, comfyui_port=free_port(),
-                            output_dir=Path(tempfile.mkdtemp(prefix="alpha-bench-out-")),
-                            test_size=args.size or base.test_size, test_steps=args.steps or base.test_steps,
-                            **changes)
+    settings = base.replace(
+        test_models=base.models_dir is None,
+        device=args.device,
+        comfyui_port=free_port(),
+        output_dir=Path(tempfile.mkdtemp(prefix="alpha-bench-out-")),
+        test_size=args.size or base.test_size,
+        test_steps=args.steps or base.test_steps,
+        **changes,
+    )
     if not (settings.comfyui_dir / "main.py").is_file():
         raise SystemExit(f"no ComfyUI at {settings.comfyui_dir}: run scripts/setup.sh")
     return settings

@@ -94,8 +94,13 @@ def report(name: str, image: Image.Image, reps: int, settings: Settings) -> None
         total = output_size(output)
         fits = ", ".join(f"{route} {'fits' if total <= limit else 'OVER'}" for route, limit in LIMITS.items())
         mark = "  <- SaveImage" if level == SAVEIMAGE_LEVEL else ""
-        rows.append((f"level {level}", f"encode {encode_time * 1000:7.1f} ms  {len(png) / 1e6:6.3f} MB  "
-                     f"decode+check {check * 1000:5.1f} ms  response {total / 1e6:6.3f} MB ({fits}){mark}"))
+        rows.append(
+            (
+                f"level {level}",
+                f"encode {encode_time * 1000:7.1f} ms  {len(png) / 1e6:6.3f} MB  "
+                f"decode+check {check * 1000:5.1f} ms  response {total / 1e6:6.3f} MB ({fits}){mark}",
+            )
+        )
     png = encode(image, SAVEIMAGE_LEVEL)
     b64 = timed(lambda: base64.b64encode(png), reps).median
     build = timed(lambda: success_output(Result(png, "alpha_x.png", info), settings, "bench"), reps).median
@@ -103,9 +108,14 @@ def report(name: str, image: Image.Image, reps: int, settings: Settings) -> None
     rows.append(("success_output (base64 + size check)", f"{build * 1000:.1f} ms"))
     tagged = encode(image, SAVEIMAGE_LEVEL, saveimage_metadata())
     tag_time = timed(lambda: encode(image, SAVEIMAGE_LEVEL, saveimage_metadata()), reps).median
-    rows.append(("metadata on (SaveImage's default)", f"+{len(tagged) - len(png)} bytes per PNG, "
-                 f"+{2 * 4 * -(-(len(tagged) - len(png)) // 3)} bytes per response, "
-                 f"encode {tag_time * 1000:.1f} ms"))
+    rows.append(
+        (
+            "metadata on (SaveImage's default)",
+            f"+{len(tagged) - len(png)} bytes per PNG, "
+            f"+{2 * 4 * -(-(len(tagged) - len(png)) // 3)} bytes per response, "
+            f"encode {tag_time * 1000:.1f} ms",
+        )
+    )
     print_table(f"output cost, {name}, {image.width}x{image.height} RGBA, median of {reps}", rows)
 
 

@@ -66,17 +66,21 @@ def from_output(output: dict[str, Any], wall_s: float) -> Job:
 
 def measure(settings: Settings, jobs: int, log_dir: Path) -> dict[str, list[Job]]:
     results: dict[str, list[Job]] = {mode: [] for mode in MODES}
-    with running_comfyui(settings, log_dir / "comfyui.log"), \
-            (log_dir / "worker.log").open("wb") as worker_log, runpod_api(settings, worker_log) as api, \
-            DirectClient(settings.comfyui_url) as direct:
+    with (
+        running_comfyui(settings, log_dir / "comfyui.log"),
+        (log_dir / "worker.log").open("wb") as worker_log,
+        runpod_api(settings, worker_log) as api,
+        DirectClient(settings.comfyui_url) as direct,
+    ):
         generator = Generator(settings)
         width, height, steps = run_shape(settings, generator.workflow)
         http = requests.Session()
 
         def run_runsync(seed: int) -> Job:
             started = time.perf_counter()
-            response = http.post(f"{api.url}/runsync", json={"input": {"prompt": "a glass apple", "seed": seed}},
-                                 timeout=600)
+            response = http.post(
+                f"{api.url}/runsync", json={"input": {"prompt": "a glass apple", "seed": seed}}, timeout=600
+            )
             body = response.json()
             return from_output(body["output"], time.perf_counter() - started)
 
@@ -86,17 +90,27 @@ def measure(settings: Settings, jobs: int, log_dir: Path) -> dict[str, list[Job]
             return from_output(output, time.perf_counter() - started)
 
         def run_direct(seed: int) -> Job:
-            graph = generator.workflow.apply(prompt="a glass apple", negative_prompt=None, seed=seed, width=width,
-                                             height=height, filename_prefix=f"direct_{seed}", steps=steps)
+            graph = generator.workflow.apply(
+                prompt="a glass apple",
+                negative_prompt=None,
+                seed=seed,
+                width=width,
+                height=height,
+                filename_prefix=f"direct_{seed}",
+                steps=steps,
+            )
             done = direct.run(graph)
             return Job(done.wall_s, done.execution_s)
 
-        runners: dict[str, Callable[[int], Job]] = {"runsync": run_runsync, "handler": run_handler,
-                                                    "direct": run_direct}
+        runners: dict[str, Callable[[int], Job]] = {
+            "runsync": run_runsync,
+            "handler": run_handler,
+            "direct": run_direct,
+        }
         for mode in MODES:  # not measured: loads the models, warms each path's connections
             runners[mode](1)
         for i in range(jobs):
-            order = MODES[i % len(MODES):] + MODES[:i % len(MODES)]
+            order = MODES[i % len(MODES) :] + MODES[: i % len(MODES)]
             for j, mode in enumerate(order):
                 results[mode].append(runners[mode](1000 + i * len(MODES) + j))
         http.close()
@@ -119,29 +133,48 @@ def report(results: dict[str, list[Job]], settings: Settings) -> None:
     # meanwhile. Whoever talks to it then pays: the direct client reading /history, or the next job's submit.
     calm = {mode: [job.overhead_s for job in jobs if job.overhead_s < STALL_S] for mode, jobs in results.items()}
     for mode in MODES:
-        rows.append((f"{mode}: jobs that met ComfyUI's gc pause", f"{len(results[mode]) - len(calm[mode])} of "
-                     f"{len(results[mode])} (overhead >= {STALL_S * 1000:.0f} ms)"))
+        rows.append(
+            (
+                f"{mode}: jobs that met ComfyUI's gc pause",
+                f"{len(results[mode]) - len(calm[mode])} of {len(results[mode])} (overhead >= {STALL_S * 1000:.0f} ms)",
+            )
+        )
     if all(calm.values()):
         quiet = {mode: Summary.of(values).median for mode, values in calm.items()}
         for mode in ("runsync", "handler"):
-            rows.append((f"ratio {mode} / direct, jobs without the pause",
-                         f"{quiet[mode] / quiet['direct']:.2f} x ({quiet[mode] * 1000:.1f} / "
-                         f"{quiet['direct'] * 1000:.1f} ms)"))
+            rows.append(
+                (
+                    f"ratio {mode} / direct, jobs without the pause",
+                    f"{quiet[mode] / quiet['direct']:.2f} x ({quiet[mode] * 1000:.1f} / "
+                    f"{quiet['direct'] * 1000:.1f} ms)",
+                )
+            )
     # Where the in-process handler's overhead goes, from its own timings (medians, ms).
     handler = results["handler"]
 
     def median_ms(values: list[float]) -> str:
         return f"{Summary.of(values).median * 1000:.1f} ms"
 
-    rows.append(("handler: submit + wait beyond execution",
-                 median_ms([(j.timings_ms["comfyui_wait"] - j.timings_ms["comfyui_execution"]) / 1000
-                            for j in handler])))
+    rows.append(
+        (
+            "handler: submit + wait beyond execution",
+            median_ms([(j.timings_ms["comfyui_wait"] - j.timings_ms["comfyui_execution"]) / 1000 for j in handler]),
+        )
+    )
     rows.append(("handler: fetch + RGBA check", median_ms([j.timings_ms["fetch"] / 1000 for j in handler])))
-    rows.append(("handler: base64 + output (after the core)",
-                 median_ms([j.wall_s - j.timings_ms["total"] / 1000 for j in handler])))
+    rows.append(
+        (
+            "handler: base64 + output (after the core)",
+            median_ms([j.wall_s - j.timings_ms["total"] / 1000 for j in handler]),
+        )
+    )
     runsync = results["runsync"]
-    rows.append(("runsync: RunPod API + HTTP (beyond the core)",
-                 median_ms([j.wall_s - j.timings_ms["total"] / 1000 for j in runsync])))
+    rows.append(
+        (
+            "runsync: RunPod API + HTTP (beyond the core)",
+            median_ms([j.wall_s - j.timings_ms["total"] / 1000 for j in runsync]),
+        )
+    )
     print_table(f"handler overhead, {describe(settings)}", rows)
 
 

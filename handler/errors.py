@@ -94,8 +94,14 @@ class ExecutionError(AlphaError):
 
     code = "execution_error"
 
-    def __init__(self, message: str, *, node_id: str | None = None, node_type: str | None = None,
-                 exception_type: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        node_id: str | None = None,
+        node_type: str | None = None,
+        exception_type: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.node_id = node_id
         self.node_type = node_type

@@ -42,8 +42,9 @@ def test_size(width: int, height: int, longest: int) -> tuple[int, int]:
 
 
 class Generator:
-    def __init__(self, settings: Settings, *, workflow: Workflow | None = None,
-                 client: ComfyClient | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, workflow: Workflow | None = None, client: ComfyClient | None = None
+    ) -> None:
         self.settings = settings
         self.workflow = workflow or Workflow.load(settings.workflow)
         # The workflows a request may name (ALPHA_WORKFLOW_ALLOWLIST), by name; loading checks each one.
@@ -65,11 +66,15 @@ class Generator:
         workflow = self.workflow
         if request.workflow is not None:
             if not self.allowed:
-                raise InputError("'workflow' is not enabled on this worker (ALPHA_WORKFLOW_ALLOWLIST is empty); "
-                                 "omit it to use the production workflow", field="workflow")
+                raise InputError(
+                    "'workflow' is not enabled on this worker (ALPHA_WORKFLOW_ALLOWLIST is empty); "
+                    "omit it to use the production workflow",
+                    field="workflow",
+                )
             if request.workflow not in self.allowed:
-                raise InputError(f"unknown workflow '{request.workflow}'; allowed: {', '.join(self.allowed)}",
-                                 field="workflow")
+                raise InputError(
+                    f"unknown workflow '{request.workflow}'; allowed: {', '.join(self.allowed)}", field="workflow"
+                )
             workflow = self.allowed[request.workflow]
         if request.width is not None and request.height is not None:
             check_size(request.width, request.height, workflow.sizes)
@@ -89,8 +94,15 @@ class Generator:
             }
         return self._versions
 
-    def generate(self, request: Request, *, job_id: str | None = None, on_progress: ProgressCallback | None = None,
-                 deadline: Deadline | None = None, cancel: threading.Event | None = None) -> Result:
+    def generate(
+        self,
+        request: Request,
+        *,
+        job_id: str | None = None,
+        on_progress: ProgressCallback | None = None,
+        deadline: Deadline | None = None,
+        cancel: threading.Event | None = None,
+    ) -> Result:
         """Run one job. ``deadline`` lets a door start the clock when the request arrived (time spent waiting
         for a thread counts); by default it starts now, with the job timeout setting. Setting ``cancel``
         (from another thread) stops the job within a moment: its prompt is interrupted and dequeued."""
@@ -108,9 +120,15 @@ class Generator:
             run_width, run_height = test_size(width, height, self.settings.test_size)
             steps = self.settings.test_steps
         key = uuid.uuid4().hex
-        graph = workflow.apply(prompt=request.prompt, negative_prompt=request.negative_prompt, seed=seed,
-                                    width=run_width, height=run_height, filename_prefix=f"alpha_{key}",
-                                    steps=steps)
+        graph = workflow.apply(
+            prompt=request.prompt,
+            negative_prompt=request.negative_prompt,
+            seed=seed,
+            width=run_width,
+            height=run_height,
+            filename_prefix=f"alpha_{key}",
+            steps=steps,
+        )
         jlog.info("job accepted: seed %d, %dx%d, workflow %s", seed, width, height, workflow.name)
         jlog.debug("prompt %r, negative prompt %r", request.prompt, request.negative_prompt)
 
@@ -123,19 +141,28 @@ class Generator:
                 prompt_id = self.client.submit(graph, client_id, deadline)
                 jlog.info("submitted prompt %s in %d ms", prompt_id, (time.monotonic() - submitted) * 1000)
                 try:
-                    done, ws = self.client.follow(ws, client_id, prompt_id, deadline, on_progress=on_progress,
-                                                  cancel=cancel)
+                    done, ws = self.client.follow(
+                        ws, client_id, prompt_id, deadline, on_progress=on_progress, cancel=cancel
+                    )
                 except BaseException as exc:
-                    jlog.warning("prompt %s failed after %d ms (%s); cancelling it", prompt_id,
-                                 (time.monotonic() - submitted) * 1000, getattr(exc, "code", type(exc).__name__))
+                    jlog.warning(
+                        "prompt %s failed after %d ms (%s); cancelling it",
+                        prompt_id,
+                        (time.monotonic() - submitted) * 1000,
+                        getattr(exc, "code", type(exc).__name__),
+                    )
                     ws.shutdown()  # type: ignore[no-untyped-call]  # ComfyUI may be frozen: no closing handshake
                     self.client.cancel(prompt_id)
                     raise
             finally:
                 ws.close(timeout=WS_CLOSE_TIMEOUT_S)  # a no-op after shutdown()
             ran = time.monotonic()
-            jlog.info("prompt %s finished: execution %s ms, wait %d ms", prompt_id, done.execution_ms,
-                      int((ran - submitted) * 1000))
+            jlog.info(
+                "prompt %s finished: execution %s ms, wait %d ms",
+                prompt_id,
+                done.execution_ms,
+                int((ran - submitted) * 1000),
+            )
 
             png = self._fetch(workflow, done, deadline)
             stats = check_rgba(png, max_uniform=self.settings.max_uniform_alpha)
@@ -157,9 +184,15 @@ class Generator:
             }
             if self.settings.test_models:
                 info["test_mode"] = {"width": run_width, "height": run_height, "steps": steps}
-            jlog.info("job done in %d ms (prompt %s, fetch %d ms): %d-byte PNG, alpha mean %.1f, %.1f%% transparent",
-                      info["timings_ms"]["total"], prompt_id, info["timings_ms"]["fetch"], len(png), stats.alpha_mean,
-                      stats.transparent * 100)
+            jlog.info(
+                "job done in %d ms (prompt %s, fetch %d ms): %d-byte PNG, alpha mean %.1f, %.1f%% transparent",
+                info["timings_ms"]["total"],
+                prompt_id,
+                info["timings_ms"]["fetch"],
+                len(png),
+                stats.alpha_mean,
+                stats.transparent * 100,
+            )
             return Result(png=png, filename=f"alpha_{key}.png", info=info)
         finally:
             self._sweep(key)

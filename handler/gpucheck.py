@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import sys
 
-HINT = ("this worker needs an NVIDIA GPU with a driver for CUDA {cuda}; for a CPU run set ALPHA_DEVICE=cpu, "
-        "or ALPHA_GPU_PREFLIGHT=0 to skip this check")
+HINT = (
+    "this worker needs an NVIDIA GPU with a driver for CUDA {cuda}; for a CPU run set ALPHA_DEVICE=cpu, "
+    "or ALPHA_GPU_PREFLIGHT=0 to skip this check"
+)
 
 
 def check() -> str:
@@ -22,8 +24,10 @@ def check() -> str:
     if torch.version.cuda is None:
         raise RuntimeError(f"this torch build ({torch.__version__}) has no CUDA support; {hint}")
     if not torch.cuda.is_available():
-        raise RuntimeError(f"CUDA is not usable (torch.cuda.is_available() is False: no GPU visible, or the "
-                           f"driver is missing or too old); {hint}")
+        raise RuntimeError(
+            f"CUDA is not usable (torch.cuda.is_available() is False: no GPU visible, or the "
+            f"driver is missing or too old); {hint}"
+        )
     try:
         device = torch.device("cuda", 0)
         a = torch.ones((256, 256), device=device, dtype=torch.float16)
@@ -35,9 +39,11 @@ def check() -> str:
         raise RuntimeError(f"a test computation on the GPU gave {value}, expected 256; the GPU is faulty")
     props = torch.cuda.get_device_properties(device)
     free, total = torch.cuda.mem_get_info(device)
-    return (f"{props.name}, {total / 2**30:.1f} GiB ({free / 2**30:.1f} GiB free), compute capability "
-            f"{props.major}.{props.minor}, torch {torch.__version__} (CUDA {torch.version.cuda}), "
-            f"{torch.cuda.device_count()} device(s)")
+    return (
+        f"{props.name}, {total / 2**30:.1f} GiB ({free / 2**30:.1f} GiB free), compute capability "
+        f"{props.major}.{props.minor}, torch {torch.__version__} (CUDA {torch.version.cuda}), "
+        f"{torch.cuda.device_count()} device(s)"
+    )
 
 
 def main() -> int:

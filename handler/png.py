@@ -65,16 +65,25 @@ def check_rgba(data: bytes, *, max_uniform: float) -> AlphaStats:
     except (UnidentifiedImageError, OSError) as exc:
         raise OutputError(f"the output is not a readable image: {exc}") from None
     pixels = width * height
-    stats = AlphaStats(width, height, int(low), int(high),
-                       round(sum(i * n for i, n in enumerate(histogram)) / pixels, 3),
-                       round(histogram[0] / pixels, 6), round(histogram[255] / pixels, 6))
+    stats = AlphaStats(
+        width,
+        height,
+        int(low),
+        int(high),
+        round(sum(i * n for i, n in enumerate(histogram)) / pixels, 3),
+        round(histogram[0] / pixels, 6),
+        round(histogram[255] / pixels, 6),
+    )
     for count, state in ((histogram[255], "opaque"), (histogram[0], "transparent")):
         if count / pixels > max_uniform or count == pixels:
             share = _over(count / pixels, max_uniform)
-            raise TransparencyError(f"the output's alpha is {share}% {state}: {count} of {pixels} "
-                                    f"pixels (threshold {percent(max_uniform)}%, ALPHA_MAX_UNIFORM_ALPHA): "
-                                    "LayerDiffuse did not take effect")
+            raise TransparencyError(
+                f"the output's alpha is {share}% {state}: {count} of {pixels} "
+                f"pixels (threshold {percent(max_uniform)}%, ALPHA_MAX_UNIFORM_ALPHA): "
+                "LayerDiffuse did not take effect"
+            )
     if low == high:
-        raise TransparencyError(f"the output's alpha is constant {high} ({pixels} pixels): LayerDiffuse did not "
-                                "take effect")
+        raise TransparencyError(
+            f"the output's alpha is constant {high} ({pixels} pixels): LayerDiffuse did not take effect"
+        )
     return stats

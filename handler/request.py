@@ -19,8 +19,14 @@ WORKFLOW_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 def _kind(value: Any) -> str:
     if value is None:
         return "null"
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string",
-            list: "an array", dict: "an object"}.get(type(value), type(value).__name__)
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "an object",
+    }.get(type(value), type(value).__name__)
 
 
 def _text(data: Mapping[str, Any], field: str, *, required: bool) -> str | None:
@@ -40,8 +46,7 @@ def _text(data: Mapping[str, Any], field: str, *, required: bool) -> str | None:
         raise InputError(f"'{field}' must not contain NUL characters", field=field)
     # Measured before stripping, as the published schema's maxLength is.
     if len(value) > MAX_PROMPT_CHARS:
-        raise InputError(f"'{field}' is {len(value)} characters long; the limit is {MAX_PROMPT_CHARS}",
-                         field=field)
+        raise InputError(f"'{field}' is {len(value)} characters long; the limit is {MAX_PROMPT_CHARS}", field=field)
     value = value.strip()
     if required and not value:
         raise InputError(f"'{field}' must not be empty", field=field)
@@ -74,8 +79,10 @@ def size_list(sizes: Sequence[tuple[int, int]]) -> str:
 def check_size(width: int, height: int, sizes: Sequence[tuple[int, int]]) -> None:
     """The workflow declares its sizes (``alpha_sizes``); anything else is the client's error."""
     if (width, height) not in sizes:
-        raise InputError(f"size {width}x{height} ('width' x 'height') is not allowed; allowed sizes: "
-                         f"{size_list(sizes)}", field="width")
+        raise InputError(
+            f"size {width}x{height} ('width' x 'height') is not allowed; allowed sizes: {size_list(sizes)}",
+            field="width",
+        )
 
 
 @dataclass(frozen=True)
@@ -94,8 +101,7 @@ class Request:
             raise InputError(f"input must be a JSON object, got {_kind(data)}")
         unknown = sorted(str(k) for k in data if k not in FIELDS)
         if unknown:
-            raise InputError(f"unknown field '{unknown[0]}'; allowed fields: {', '.join(FIELDS)}",
-                             field=unknown[0])
+            raise InputError(f"unknown field '{unknown[0]}'; allowed fields: {', '.join(FIELDS)}", field=unknown[0])
         prompt = _text(data, "prompt", required=True)
         assert prompt is not None
         negative = _text(data, "negative_prompt", required=False)
@@ -104,15 +110,15 @@ class Request:
         height = _integer(data, "height", 64, 8192)
         if (width is None) != (height is None):
             missing = "height" if height is None else "width"
-            raise InputError(f"'width' and 'height' must be given together; '{missing}' is missing",
-                             field=missing)
+            raise InputError(f"'width' and 'height' must be given together; '{missing}' is missing", field=missing)
         workflow = data.get("workflow")
         if "workflow" in data and not (isinstance(workflow, str) and WORKFLOW_NAME.fullmatch(workflow)):
-            raise InputError("'workflow' must be a workflow name (letters, digits, '_', '-', '.'), got "
-                             f"{_kind(workflow) if not isinstance(workflow, str) else repr(workflow[:80])}",
-                             field="workflow")
-        return cls(prompt=prompt, negative_prompt=negative, seed=seed, width=width, height=height,
-                   workflow=workflow)
+            raise InputError(
+                "'workflow' must be a workflow name (letters, digits, '_', '-', '.'), got "
+                f"{_kind(workflow) if not isinstance(workflow, str) else repr(workflow[:80])}",
+                field="workflow",
+            )
+        return cls(prompt=prompt, negative_prompt=negative, seed=seed, width=width, height=height, workflow=workflow)
 
 
 def input_schema(sizes: Sequence[tuple[int, int]], workflows: Sequence[str] = ()) -> dict[str, Any]:
@@ -122,16 +128,29 @@ def input_schema(sizes: Sequence[tuple[int, int]], workflows: Sequence[str] = ()
     properties: dict[str, Any] = {
         "prompt": {**text, "minLength": 1, "description": "What to draw; must not be blank."},
         "negative_prompt": {**text, "description": "What to avoid; omitted means the workflow's default."},
-        "seed": {"type": "integer", "minimum": 0, "maximum": MAX_SEED,
-                 "description": "Sampler seed; omitted means a random seed, reported in `info.seed`."},
-        "width": {"type": "integer", "enum": sorted({w for w, _ in sizes}),
-                  "description": f"Given together with `height`, as one of: {size_list(sizes)}."},
-        "height": {"type": "integer", "enum": sorted({h for _, h in sizes}),
-                   "description": "Given together with `width`."},
+        "seed": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": MAX_SEED,
+            "description": "Sampler seed; omitted means a random seed, reported in `info.seed`.",
+        },
+        "width": {
+            "type": "integer",
+            "enum": sorted({w for w, _ in sizes}),
+            "description": f"Given together with `height`, as one of: {size_list(sizes)}.",
+        },
+        "height": {
+            "type": "integer",
+            "enum": sorted({h for _, h in sizes}),
+            "description": "Given together with `width`.",
+        },
     }
     if workflows:
-        properties["workflow"] = {"type": "string", "enum": list(workflows),
-                                  "description": "A named workflow; omitted means the production one."}
+        properties["workflow"] = {
+            "type": "string",
+            "enum": list(workflows),
+            "description": "A named workflow; omitted means the production one.",
+        }
     return {
         "type": "object",
         "additionalProperties": False,

@@ -36,11 +36,13 @@ def as_int_range(low: int, high: int, multiple: int = 1) -> Callable[[str], int]
         if not low <= value <= high or value % multiple:
             raise ValueError(message)
         return value
+
     return parse
 
 
 def float_range(low: float, high: float, message: str) -> Callable[[str], float]:
     """A parser of numbers in (low, high]; ``message`` says what it expects."""
+
     def parse(raw: str) -> float:
         try:
             value = float(raw.strip())
@@ -49,6 +51,7 @@ def float_range(low: float, high: float, message: str) -> Callable[[str], float]
         if not low < value <= high:  # also refuses nan
             raise ValueError(message)
         return value
+
     return parse
 
 
@@ -63,6 +66,7 @@ def as_choice(*options: str) -> Callable[[str], str]:
         if value not in options:
             raise ValueError(f"expected one of {', '.join(options)}")
         return value
+
     return parse
 
 

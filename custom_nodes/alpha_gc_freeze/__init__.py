@@ -34,8 +34,13 @@ def _collect_ms() -> float:
 def freeze(when: str) -> None:
     before = _collect_ms()
     gc.freeze()
-    logging.info("alpha_gc_freeze: %s: %d objects frozen; a full collection took %.0f ms, now %.0f ms", when,
-                 gc.get_freeze_count(), before, _collect_ms())
+    logging.info(
+        "alpha_gc_freeze: %s: %d objects frozen; a full collection took %.0f ms, now %.0f ms",
+        when,
+        gc.get_freeze_count(),
+        before,
+        _collect_ms(),
+    )
 
 
 def freeze_after_first_prompt() -> None:

@@ -36,11 +36,15 @@ _MARK = "_alpha_layerdiffuse_fix"
 
 def legacy_lora_to_adapter(value: Any) -> Any:
     """Return a LoRAAdapter for a legacy ("lora", weights) patch; anything else unchanged."""
-    if not (isinstance(value, tuple | list) and len(value) == 2 and value[0] == "lora"
-            and isinstance(value[1], tuple | list)):
+    if not (
+        isinstance(value, tuple | list)
+        and len(value) == 2
+        and value[0] == "lora"
+        and isinstance(value[1], tuple | list)
+    ):
         return value
     weights = list(value[1])
-    extra = [i for i, w in enumerate(weights[len(LORA_SLOTS):], len(LORA_SLOTS)) if w is not None]
+    extra = [i for i, w in enumerate(weights[len(LORA_SLOTS) :], len(LORA_SLOTS)) if w is not None]
     if extra or weights[0] is None or len(weights) < 2 or weights[1] is None:
         raise ValueError(f"legacy lora patch with an unexpected layout (extra slots {extra})")
     weights += [None] * (len(LORA_SLOTS) - len(weights))
@@ -98,9 +102,10 @@ def install() -> None:
     if not getattr(ModelPatcher.add_patches, _MARK, False):
         ModelPatcher.add_patches = _wrap_add_patches(ModelPatcher.add_patches)
     if not getattr(ModelPatcher.add_object_patch, _MARK, False):
-        ModelPatcher.add_object_patch = _wrap_add_object_patch(
-            ModelPatcher.add_object_patch)
+        ModelPatcher.add_object_patch = _wrap_add_object_patch(ModelPatcher.add_object_patch)
     if not hasattr(JoinImageWithAlpha, "join_image_with_alpha"):
         JoinImageWithAlpha.join_image_with_alpha = _join_image_with_alpha
-    log.info("alpha_layerdiffuse_fix: legacy lora patches, JoinImageWithAlpha alias and "
-             "transformer_options adapter installed")
+    log.info(
+        "alpha_layerdiffuse_fix: legacy lora patches, JoinImageWithAlpha alias and "
+        "transformer_options adapter installed"
+    )

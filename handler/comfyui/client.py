@@ -48,7 +48,7 @@ __all__ = ["ComfyClient", "Completion", "ProgressCallback"]
 class ComfyClient:
     def __init__(self, base_url: str, *, http_timeout_s: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/")
-        self.ws_url = "ws" + self.base_url[len("http"):] + "/ws"
+        self.ws_url = "ws" + self.base_url[len("http") :] + "/ws"
         self.http_timeout_s = http_timeout_s
         self.session = requests.Session()
         self._lock = threading.Lock()
@@ -132,8 +132,9 @@ class ComfyClient:
         response = self._http("GET", "/view", deadline, params=params, stream=True)
         with response:
             if response.status_code != 200:
-                raise ComfyUnavailable(f"ComfyUI answered GET /view for {params['filename']} with "
-                                       f"HTTP {response.status_code}")
+                raise ComfyUnavailable(
+                    f"ComfyUI answered GET /view for {params['filename']} with HTTP {response.status_code}"
+                )
             data = response.raw.read(MAX_IMAGE_BYTES + 1, decode_content=True)
         if len(data) > MAX_IMAGE_BYTES:
             raise ComfyUnavailable(f"image {params['filename']} is larger than {MAX_IMAGE_BYTES} bytes")
@@ -144,8 +145,9 @@ class ComfyClient:
         does not answer (hung, say), the next job tries again first (``retry_cancels``)."""
         for path, body in (("/queue", {"delete": [prompt_id]}), ("/interrupt", {"prompt_id": prompt_id})):
             try:
-                response = self.session.post(self.base_url + path, json=body,
-                                             timeout=min(CANCEL_TIMEOUT_S, self.http_timeout_s))
+                response = self.session.post(
+                    self.base_url + path, json=body, timeout=min(CANCEL_TIMEOUT_S, self.http_timeout_s)
+                )
                 response.close()
             except requests.RequestException as exc:
                 log.warning("could not %s prompt %s: %s", path.strip("/"), prompt_id, exc)
@@ -169,8 +171,9 @@ class ComfyClient:
 
     def connect(self, client_id: str, deadline: Deadline) -> websocket.WebSocket:
         try:
-            return websocket.create_connection(f"{self.ws_url}?clientId={client_id}",
-                                               timeout=deadline.cap(self.http_timeout_s))
+            return websocket.create_connection(
+                f"{self.ws_url}?clientId={client_id}", timeout=deadline.cap(self.http_timeout_s)
+            )
         except ConnectionRefusedError:
             raise ComfyGone(f"cannot open ComfyUI's websocket: nothing listens at {self.ws_url}") from None
         except (OSError, websocket.WebSocketException) as exc:
@@ -196,9 +199,16 @@ class ComfyClient:
             except ComfyUnresponsive as exc:
                 log.info("websocket reconnect failed (%s); retrying", exc.message)
 
-    def follow(self, ws: websocket.WebSocket, client_id: str, prompt_id: str, deadline: Deadline, *,
-               on_progress: ProgressCallback | None = None,
-               cancel: threading.Event | None = None) -> tuple[Completion, websocket.WebSocket]:
+    def follow(
+        self,
+        ws: websocket.WebSocket,
+        client_id: str,
+        prompt_id: str,
+        deadline: Deadline,
+        *,
+        on_progress: ProgressCallback | None = None,
+        cancel: threading.Event | None = None,
+    ) -> tuple[Completion, websocket.WebSocket]:
         """Wait until the prompt finished; returns the completion and the (possibly new) socket.
 
         Every TICK_S it looks at ``cancel`` and the deadline. After SILENCE_S of silence it reads /history
@@ -212,8 +222,9 @@ class ComfyClient:
             if cancel is not None and cancel.is_set():
                 raise JobCancelled(f"prompt {prompt_id} was cancelled")
             if deadline.expired():
-                raise JobTimeout(f"deadline of {deadline.seconds:.0f} s passed while prompt {prompt_id} "
-                                 "was queued or running")
+                raise JobTimeout(
+                    f"deadline of {deadline.seconds:.0f} s passed while prompt {prompt_id} was queued or running"
+                )
             try:
                 ws.settimeout(deadline.cap(TICK_S))
                 opcode, frame = ws.recv_data(control_frame=True)
@@ -233,8 +244,11 @@ class ComfyClient:
                         ws.ping()  # a closed socket fails the next recv, which reconnects
                     pinged = now
                     continue
-                log.warning("websocket silent for %.0f s and a ping unanswered while following prompt %s; "
-                            "reconnecting", now - heard, prompt_id)
+                log.warning(
+                    "websocket silent for %.0f s and a ping unanswered while following prompt %s; reconnecting",
+                    now - heard,
+                    prompt_id,
+                )
                 exc_text = "no pong"
             except (websocket.WebSocketConnectionClosedException, OSError) as exc:
                 log.warning("websocket lost while following prompt %s (%s); reconnecting", prompt_id, exc)

@@ -19,9 +19,12 @@ def execution_error(data: dict[str, Any]) -> ExecutionError:
     """From an ``execution_error`` event; never copies current_inputs or the traceback."""
     node_id, node_type = data.get("node_id"), data.get("node_type")
     exc_type = data.get("exception_type")
-    return ExecutionError(f"node {node_id} ({node_type}) failed: {exc_type}: {_short(data.get('exception_message'))}",
-                          node_id=None if node_id is None else str(node_id), node_type=node_type,
-                          exception_type=exc_type)
+    return ExecutionError(
+        f"node {node_id} ({node_type}) failed: {exc_type}: {_short(data.get('exception_message'))}",
+        node_id=None if node_id is None else str(node_id),
+        node_type=node_type,
+        exception_type=exc_type,
+    )
 
 
 def validation_error(body: dict[str, Any]) -> ExecutionError:
@@ -30,9 +33,12 @@ def validation_error(body: dict[str, Any]) -> ExecutionError:
         errors = entry.get("errors") or [{}]
         first = errors[0]
         detail = ": ".join(_short(x) for x in (first.get("message"), first.get("details")) if x)
-        return ExecutionError(f"ComfyUI rejected the workflow: node {node_id} ({entry.get('class_type')}): {detail}",
-                              node_id=str(node_id), node_type=entry.get("class_type"),
-                              exception_type=first.get("type"))
+        return ExecutionError(
+            f"ComfyUI rejected the workflow: node {node_id} ({entry.get('class_type')}): {detail}",
+            node_id=str(node_id),
+            node_type=entry.get("class_type"),
+            exception_type=first.get("type"),
+        )
     error = body.get("error") or {}
     message = error.get("message") if isinstance(error, dict) else error
     return ExecutionError(f"ComfyUI rejected the workflow: {_short(message)}")
@@ -60,8 +66,11 @@ def raise_for_failure(kind: str, data: dict[str, Any], prompt_id: str) -> None:
     if kind == "execution_error":
         raise execution_error(data)
     if kind == "execution_interrupted":
-        raise ExecutionError(f"prompt {prompt_id} was interrupted at node {data.get('node_id')}",
-                             node_id=data.get("node_id"), node_type=data.get("node_type"))
+        raise ExecutionError(
+            f"prompt {prompt_id} was interrupted at node {data.get('node_id')}",
+            node_id=data.get("node_id"),
+            node_type=data.get("node_type"),
+        )
 
 
 def completion_from_history(prompt_id: str, entry: dict[str, Any]) -> Completion | None:
@@ -73,5 +82,6 @@ def completion_from_history(prompt_id: str, entry: dict[str, Any]) -> Completion
         raise_for_failure(name, data, prompt_id)
     if not status.get("completed"):
         return None
-    return Completion(prompt_id, entry.get("outputs") or {}, stamps.get("execution_start"),
-                      stamps.get("execution_success"))
+    return Completion(
+        prompt_id, entry.get("outputs") or {}, stamps.get("execution_start"), stamps.get("execution_success")
+    )

@@ -40,8 +40,9 @@ def wait_for_comfyui(client: ComfyClient, timeout_s: float, process: ComfyProces
     last = "no answer yet"
     while not deadline.expired():
         if process is not None and not process.alive():
-            raise ComfyUnavailable(f"ComfyUI exited with code {process.returncode} before it was ready"
-                                   f"{process.log_hint()}")
+            raise ComfyUnavailable(
+                f"ComfyUI exited with code {process.returncode} before it was ready{process.log_hint()}"
+            )
         try:
             if client.has_node(READY_NODE, Deadline(min(5.0, deadline.remaining() + 0.05))):
                 return
@@ -70,12 +71,27 @@ class ComfyProcess:
 
     def command(self, runtime: Path) -> list[str]:
         s = self.settings
-        cmd = [sys.executable, "main.py", "--listen", "127.0.0.1", "--port", str(s.comfyui_port),
-               "--disable-auto-launch", "--disable-api-nodes", "--front-end-root", str(runtime / "frontend"),
-               "--output-directory", str(s.effective_output_dir), "--verbose", s.comfyui_log_level,
-               # No prompt or workflow text in the PNG: the prompt stays out of files, and each response is
-               # 4.4 KB smaller (bench/output_cost.py). Previews are off by default; pinned, not assumed.
-               "--disable-metadata", "--preview-method", "none"]
+        cmd = [
+            sys.executable,
+            "main.py",
+            "--listen",
+            "127.0.0.1",
+            "--port",
+            str(s.comfyui_port),
+            "--disable-auto-launch",
+            "--disable-api-nodes",
+            "--front-end-root",
+            str(runtime / "frontend"),
+            "--output-directory",
+            str(s.effective_output_dir),
+            "--verbose",
+            s.comfyui_log_level,
+            # No prompt or workflow text in the PNG: the prompt stays out of files, and each response is
+            # 4.4 KB smaller (bench/output_cost.py). Previews are off by default; pinned, not assumed.
+            "--disable-metadata",
+            "--preview-method",
+            "none",
+        ]
         if s.effective_device == "cpu":
             cmd.append("--cpu")
         cmd += ["--extra-model-paths-config", str(runtime / "extra_model_paths.yaml")]
@@ -112,8 +128,10 @@ class ComfyProcess:
             raise RuntimeError("ComfyUI is already started")
         main_py = self.settings.comfyui_dir / "main.py"
         if not main_py.is_file():
-            raise ComfyUnavailable(f"no ComfyUI at {self.settings.comfyui_dir}; run scripts/install_comfyui.py "
-                                   "(or scripts/setup.sh) or set ALPHA_COMFYUI_DIR")
+            raise ComfyUnavailable(
+                f"no ComfyUI at {self.settings.comfyui_dir}; run scripts/install_comfyui.py "
+                "(or scripts/setup.sh) or set ALPHA_COMFYUI_DIR"
+            )
         self._runtime = self._write_runtime()
         self.settings.effective_output_dir.mkdir(parents=True, exist_ok=True)
         out: Any = None
@@ -123,11 +141,16 @@ class ComfyProcess:
         cmd = self.command(self._runtime)
         log.info("starting ComfyUI: %s", " ".join(cmd[1:]))
         self.proc = subprocess.Popen(
-            cmd, cwd=self.settings.comfyui_dir, stdout=out, stderr=subprocess.STDOUT if out else None,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            cmd,
+            cwd=self.settings.comfyui_dir,
+            stdout=out,
+            stderr=subprocess.STDOUT if out else None,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
             # Safe here: the owner starts ComfyUI before it starts any thread. PDEATHSIG fires when
             # the *thread* that forked exits, so start() belongs on a long-lived thread.
-            preexec_fn=die_with_parent if sys.platform == "linux" else None)  # noqa: PLW1509
+            preexec_fn=die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
+        )
 
     @property
     def returncode(self) -> int | None:
@@ -185,6 +208,7 @@ class ComfyProcess:
         self.start()
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

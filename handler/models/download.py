@@ -86,8 +86,20 @@ class _Progress:
     def __init__(self, label: str, total: int | None, done: int, bar: bool) -> None:
         self.label, self.total, self.done = label, total, done
         self.started, self.first, self.last = time.monotonic(), done, time.monotonic()
-        self.bar: Any = (tqdm(total=total, initial=done, unit="B", unit_scale=True, unit_divisor=1024,
-                              desc=label, file=sys.stderr, leave=False) if bar else None)
+        self.bar: Any = (
+            tqdm(
+                total=total,
+                initial=done,
+                unit="B",
+                unit_scale=True,
+                unit_divisor=1024,
+                desc=label,
+                file=sys.stderr,
+                leave=False,
+            )
+            if bar
+            else None
+        )
 
     def update(self, count: int) -> None:
         self.done += count
@@ -142,8 +154,17 @@ def _total(response: requests.Response, offset: int, part: _Part, auth_help: str
     return offset + int(length) if length and length.isdigit() else None
 
 
-def _attempt(session: requests.Session, url: str, part: _Part, *, headers: Mapping[str, str],
-             expected_size: int | None, timeout_s: float, auth_help: str, bar: bool) -> None:
+def _attempt(
+    session: requests.Session,
+    url: str,
+    part: _Part,
+    *,
+    headers: Mapping[str, str],
+    expected_size: int | None,
+    timeout_s: float,
+    auth_help: str,
+    bar: bool,
+) -> None:
     offset = part.size()
     if expected_size is not None and offset > expected_size:
         log.warning("%s: the partial file is longer than the pinned size; starting over", part.name)
@@ -182,9 +203,19 @@ def _attempt(session: requests.Session, url: str, part: _Part, *, headers: Mappi
         raise _Retry(f"the body was cut off at byte {size} of {total}")
 
 
-def download(session: requests.Session, url: str, part_path: Path, *, headers: Mapping[str, str],
-             expected_size: int | None, timeout_s: float, attempts: int, auth_help: str,
-             bar: bool = False, backoff_s: float | None = None) -> tuple[str, int]:
+def download(
+    session: requests.Session,
+    url: str,
+    part_path: Path,
+    *,
+    headers: Mapping[str, str],
+    expected_size: int | None,
+    timeout_s: float,
+    attempts: int,
+    auth_help: str,
+    bar: bool = False,
+    backoff_s: float | None = None,
+) -> tuple[str, int]:
     """Fetch ``url`` into ``part_path``, resuming what is there; the sha256 and size of the result."""
     backoff = BACKOFF_S if backoff_s is None else backoff_s
     with part_path.open("ab") as handle:
@@ -197,8 +228,16 @@ def download(session: requests.Session, url: str, part_path: Path, *, headers: M
         part = _Part(part_path, handle)
         for attempt in range(1, attempts + 1):
             try:
-                _attempt(session, url, part, headers=headers, expected_size=expected_size, timeout_s=timeout_s,
-                         auth_help=auth_help, bar=bar)
+                _attempt(
+                    session,
+                    url,
+                    part,
+                    headers=headers,
+                    expected_size=expected_size,
+                    timeout_s=timeout_s,
+                    auth_help=auth_help,
+                    bar=bar,
+                )
                 break
             except _Retry as exc:
                 if attempt == attempts:

@@ -100,8 +100,16 @@ def _auth_help(source: Source, sent: bool) -> str:
 
 
 class Fetcher:
-    def __init__(self, dest: Path, tokens: dict[str, str], *, timeout_s: float, attempts: int,
-                 bar: bool = False, backoff_s: float | None = None) -> None:
+    def __init__(
+        self,
+        dest: Path,
+        tokens: dict[str, str],
+        *,
+        timeout_s: float,
+        attempts: int,
+        bar: bool = False,
+        backoff_s: float | None = None,
+    ) -> None:
         self.dest, self.tokens = dest, tokens
         self.timeout_s, self.attempts, self.bar, self.backoff_s = timeout_s, attempts, bar, backoff_s
         self.session = requests.Session()
@@ -114,8 +122,11 @@ class Fetcher:
         if path.exists():
             outcome = verify(entry, self.dest)
             if outcome.status == "bad":
-                return Outcome(entry, "bad", f"{outcome.detail}; the file was not written by this fetch, "
-                                             f"remove {path} to download it again")
+                return Outcome(
+                    entry,
+                    "bad",
+                    f"{outcome.detail}; the file was not written by this fetch, remove {path} to download it again",
+                )
             return outcome
         part = path.with_name(path.name + ".part")
         failures = []
@@ -139,13 +150,22 @@ class Fetcher:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         host = urlsplit(source.url).netloc
-        log.info("%s: downloading from %s%s", entry.label, source.url,
-                 f" with the {source.auth} token" if token else "")
+        log.info(
+            "%s: downloading from %s%s", entry.label, source.url, f" with the {source.auth} token" if token else ""
+        )
         try:
-            digest, size = download(self.session, source.url, part, headers=headers, expected_size=entry.size,
-                                    timeout_s=self.timeout_s, attempts=self.attempts,
-                                    auth_help=_auth_help(source, bool(token)), bar=self.bar,
-                                    backoff_s=self.backoff_s)
+            digest, size = download(
+                self.session,
+                source.url,
+                part,
+                headers=headers,
+                expected_size=entry.size,
+                timeout_s=self.timeout_s,
+                attempts=self.attempts,
+                auth_help=_auth_help(source, bool(token)),
+                bar=self.bar,
+                backoff_s=self.backoff_s,
+            )
         except DownloadError as exc:
             log.error("%s: %s: %s", entry.label, host, exc)
             return Outcome(entry, "failed", f"{host}: {exc}")
@@ -179,17 +199,26 @@ def _select(entries: list[ModelFile], only: Sequence[str] | None) -> list[ModelF
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m handler.models",
-                                     description="Download or verify the models listed in the manifest.")
+    parser = argparse.ArgumentParser(
+        prog="python -m handler.models", description="Download or verify the models listed in the manifest."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    for name, text in (("fetch", "download missing files, verify every file"),
-                       ("check", "verify files in place, download nothing")):
+    for name, text in (
+        ("fetch", "download missing files, verify every file"),
+        ("check", "verify files in place, download nothing"),
+    ):
         command = commands.add_parser(name, help=text, description=text)
         command.add_argument("--manifest", type=Path, default=MANIFEST, help="default: %(default)s")
-        command.add_argument("--dest", type=Path, help="models folder (default: ALPHA_MODELS_DIR, else "
-                                                       "<ALPHA_COMFYUI_DIR>/models)")
-        command.add_argument("--only", nargs="+", action="extend", metavar="NAME",
-                             help="only these file names (optional entries are fetched only when named)")
+        command.add_argument(
+            "--dest", type=Path, help="models folder (default: ALPHA_MODELS_DIR, else <ALPHA_COMFYUI_DIR>/models)"
+        )
+        command.add_argument(
+            "--only",
+            nargs="+",
+            action="extend",
+            metavar="NAME",
+            help="only these file names (optional entries are fetched only when named)",
+        )
     return parser.parse_args(argv)
 
 
@@ -209,8 +238,9 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
     if args.command == "check":
         outcomes = [verify(entry, dest) for entry in entries]
     else:
-        fetcher = Fetcher(dest, found, timeout_s=settings.fetch_timeout_s, attempts=settings.fetch_attempts,
-                          bar=sys.stderr.isatty())
+        fetcher = Fetcher(
+            dest, found, timeout_s=settings.fetch_timeout_s, attempts=settings.fetch_attempts, bar=sys.stderr.isatty()
+        )
         try:
             outcomes = [fetcher.fetch(entry) for entry in entries]
         finally:
@@ -219,8 +249,13 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
         sys.stdout.write(outcome.line() + "\n")
     failed = [outcome for outcome in outcomes if outcome.status in FAILING]
     if failed:
-        log.error("%s: %d of %d file(s) failed: %s", args.command, len(failed), len(outcomes),
-                  ", ".join(outcome.entry.label for outcome in failed))
+        log.error(
+            "%s: %d of %d file(s) failed: %s",
+            args.command,
+            len(failed),
+            len(outcomes),
+            ", ".join(outcome.entry.label for outcome in failed),
+        )
     return 1 if failed else 0
 
 

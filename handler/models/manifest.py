@@ -119,8 +119,10 @@ def tokens(settings: Settings) -> dict[str, str]:
 
     Token values never appear in messages."""
     found = {}
-    for kind, direct, file in (("civitai", settings.civitai_token, settings.civitai_token_file),
-                               ("huggingface", settings.hf_token, settings.hf_token_file)):
+    for kind, direct, file in (
+        ("civitai", settings.civitai_token, settings.civitai_token_file),
+        ("huggingface", settings.hf_token, settings.hf_token_file),
+    ):
         value = direct
         if not value and file is not None:
             variable = TOKEN_VARS[kind][1]

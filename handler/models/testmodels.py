@@ -62,16 +62,39 @@ LORA_STD = 0.05
 # Scale of the conv deltas, relative to each weight's own spread.
 DIFF_SCALE = 0.3
 SDXL_UNET = {
-    "use_checkpoint": False, "image_size": 32, "out_channels": 4, "use_spatial_transformer": True,
-    "legacy": False, "num_classes": "sequential", "adm_in_channels": 2816, "in_channels": 4,
-    "model_channels": 320, "num_res_blocks": [2, 2, 2], "transformer_depth": [0, 0, 2, 2, 10, 10],
-    "channel_mult": [1, 1, 1], "transformer_depth_middle": 10, "use_linear_in_transformer": True,
-    "context_dim": 2048, "num_head_channels": 64, "transformer_depth_output": [0, 0, 0, 2, 2, 2, 10, 10, 10],
-    "use_temporal_attention": False, "use_temporal_resblock": False,
+    "use_checkpoint": False,
+    "image_size": 32,
+    "out_channels": 4,
+    "use_spatial_transformer": True,
+    "legacy": False,
+    "num_classes": "sequential",
+    "adm_in_channels": 2816,
+    "in_channels": 4,
+    "model_channels": 320,
+    "num_res_blocks": [2, 2, 2],
+    "transformer_depth": [0, 0, 2, 2, 10, 10],
+    "channel_mult": [1, 1, 1],
+    "transformer_depth_middle": 10,
+    "use_linear_in_transformer": True,
+    "context_dim": 2048,
+    "num_head_channels": 64,
+    "transformer_depth_output": [0, 0, 0, 2, 2, 2, 10, 10, 10],
+    "use_temporal_attention": False,
+    "use_temporal_resblock": False,
 }
 SDXL_UNET_FULL = dict(SDXL_UNET, channel_mult=[1, 2, 4])
-SDXL_VAE = {"double_z": True, "z_channels": 4, "resolution": 256, "in_channels": 3, "out_ch": 3, "ch": 128,
-            "ch_mult": [1, 2, 4, 4], "num_res_blocks": 2, "attn_resolutions": [], "dropout": 0.0}
+SDXL_VAE = {
+    "double_z": True,
+    "z_channels": 4,
+    "resolution": 256,
+    "in_channels": 3,
+    "out_ch": 3,
+    "ch": 128,
+    "ch_mult": [1, 2, 4, 4],
+    "num_res_blocks": 2,
+    "attn_resolutions": [],
+    "dropout": 0.0,
+}
 
 
 def _init_random(module: Any) -> None:
@@ -132,8 +155,9 @@ def _build_attn_injection(torch: Any, projections: list[tuple[str, int, int]]) -
 
 
 def _build_conv_injection(torch: Any, convs: dict[str, Any]) -> dict[str, Any]:
-    return _half({f"{key}::diff::0": torch.randn_like(weight) * weight.std() * DIFF_SCALE
-                  for key, weight in convs.items()})
+    return _half(
+        {f"{key}::diff::0": torch.randn_like(weight) * weight.std() * DIFF_SCALE for key, weight in convs.items()}
+    )
 
 
 def _build_transparent_decoder(torch: Any, comfyui_dir: Path) -> dict[str, Any]:

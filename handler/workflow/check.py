@@ -49,13 +49,15 @@ def report(results: dict[Path, list[str]], online: bool) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> Any:
-    parser = argparse.ArgumentParser(prog="python -m handler.workflow",
-                                     description="Check API-format workflows against the workflow contract.")
+    parser = argparse.ArgumentParser(
+        prog="python -m handler.workflow", description="Check API-format workflows against the workflow contract."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     check = commands.add_parser("check", help="check workflow files")
     check.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    check.add_argument("--comfyui", metavar="URL",
-                       help="a running ComfyUI (e.g. http://127.0.0.1:8188) for the online checks")
+    check.add_argument(
+        "--comfyui", metavar="URL", help="a running ComfyUI (e.g. http://127.0.0.1:8188) for the online checks"
+    )
     return parser.parse_args(argv)
 
 

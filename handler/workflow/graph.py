@@ -59,13 +59,22 @@ class Workflow:
         """A checked workflow; WorkflowError names the first broken rule of the contract."""
         broken = problems(data, name)
         if broken:
-            raise WorkflowError(broken[0] + (f" (and {len(broken) - 1} more problem(s): run python -m "
-                                             "handler.workflow check)" if len(broken) > 1 else ""))
+            raise WorkflowError(
+                broken[0]
+                + (
+                    f" (and {len(broken) - 1} more problem(s): run python -m handler.workflow check)"
+                    if len(broken) > 1
+                    else ""
+                )
+            )
         markers = {marker: node_id for node_id, node in data.items() if (marker := title(node)) in KNOWN_MARKERS}
         latent = data[markers["alpha:latent"]]["inputs"]
         sizes, _ = declared_sizes(data, markers["alpha:latent"])
-        defaults = {"negative_prompt": data[markers["alpha:negative_prompt"]]["inputs"]["text"],
-                    "width": latent["width"], "height": latent["height"]}
+        defaults = {
+            "negative_prompt": data[markers["alpha:negative_prompt"]]["inputs"]["text"],
+            "width": latent["width"],
+            "height": latent["height"],
+        }
         return cls(name=name, sha256=sha256, graph=data, markers=markers, defaults=defaults, sizes=tuple(sizes))
 
     def node(self, marker: str) -> str:
@@ -77,8 +86,17 @@ class Workflow:
         graph[self.markers[marker]]["inputs"][name] = value
         return Workflow.from_graph(graph, name=f"{self.name}[{name}={value}]", sha256=self.sha256)
 
-    def apply(self, *, prompt: str, negative_prompt: str | None, seed: int, width: int, height: int,
-              filename_prefix: str, steps: int | None = None) -> dict[str, Any]:
+    def apply(
+        self,
+        *,
+        prompt: str,
+        negative_prompt: str | None,
+        seed: int,
+        width: int,
+        height: int,
+        filename_prefix: str,
+        steps: int | None = None,
+    ) -> dict[str, Any]:
         """A copy of the graph with this job's values injected."""
         graph = copy.deepcopy(self.graph)
 

@@ -87,8 +87,7 @@ def _link_problem(graph: dict[str, Any], info: dict[str, Any], link: list[Any], 
     if source_class not in info or not isinstance(outputs, list):
         return None  # reported for the source node itself
     if link[1] >= len(outputs):
-        return (f"links to output {link[1]} of node {source_id} ({source_class}), which has {len(outputs)} "
-                f"output(s)")
+        return f"links to output {link[1]} of node {source_id} ({source_class}), which has {len(outputs)} output(s)"
     wanted = spec[0] if isinstance(spec, list) and spec and isinstance(spec[0], str) else None
     given = outputs[link[1]]
     if wanted is None or not isinstance(given, str) or "*" in (wanted, given) or wanted == "COMBO":
@@ -111,8 +110,11 @@ def _node_problems(graph: dict[str, Any], info: dict[str, Any], node_id: str) ->
     for name, value in node["inputs"].items():
         if name not in specs:
             continue
-        problem = (_link_problem(graph, info, value, specs[name]) if is_link(value) and str(value[0]) in graph
-                   else _literal_problem(value, specs[name]))
+        problem = (
+            _link_problem(graph, info, value, specs[name])
+            if is_link(value) and str(value[0]) in graph
+            else _literal_problem(value, specs[name])
+        )
         if problem is not None:
             problems.append(f"{where}: {name} {problem}")
     return problems
@@ -124,14 +126,16 @@ def _output_problems(graph: dict[str, Any], info: dict[str, Any]) -> list[str]:
     if outputs == marked:
         return []
     if not outputs:
-        return ["no node saves an image (ComfyUI runs nothing without an output node); put alpha:output on a "
-                "SaveImage node"]
+        return [
+            "no node saves an image (ComfyUI runs nothing without an output node); put alpha:output on a SaveImage node"
+        ]
     names = ", ".join(f"{i} ({graph[i]['class_type']})" for i in outputs)
     return [f"the output nodes are {names}; exactly one, the alpha:output node, may save the result"]
 
 
-def problems(graph: dict[str, Any], info: dict[str, Any], list_models: ModelLister,
-             lock_path: Path = LOCK) -> list[str]:
+def problems(
+    graph: dict[str, Any], info: dict[str, Any], list_models: ModelLister, lock_path: Path = LOCK
+) -> list[str]:
     """Every rule this (offline-valid) workflow breaks on this ComfyUI; ``info`` is its /object_info."""
     found = [p for node_id in graph for p in _node_problems(graph, info, node_id)]
     found += _output_problems(graph, info)

@@ -37,12 +37,15 @@ OPTIONAL_MARKERS: dict[str, tuple[str, ...]] = {"alpha:layer_diffuse": ("weight"
 KNOWN_MARKERS = REQUIRED_MARKERS | OPTIONAL_MARKERS
 MARKER_PREFIX = "alpha:"
 SIZES_KEY = "alpha_sizes"
-EXPORT_HINT = ("in the ComfyUI editor use Workflow > Export (API) (\"Save (API Format)\" in older "
-               "versions), then set the marker titles")
+EXPORT_HINT = (
+    'in the ComfyUI editor use Workflow > Export (API) ("Save (API Format)" in older '
+    "versions), then set the marker titles"
+)
 # Nodes that save an image: the result must come from exactly one, the alpha:output node. The online check
 # asks ComfyUI (output_node); offline these are the ones a txt2img workflow uses.
-IMAGE_OUTPUT_NODES = frozenset({"SaveImage", "PreviewImage", "SaveAnimatedWEBP", "SaveAnimatedPNG",
-                                "SaveImageWebsocket"})
+IMAGE_OUTPUT_NODES = frozenset(
+    {"SaveImage", "PreviewImage", "SaveAnimatedWEBP", "SaveAnimatedPNG", "SaveImageWebsocket"}
+)
 # Nodes whose image output (index 0) carries an alpha channel.
 RGBA_NODES = frozenset({"LayeredDiffusionDecodeRGBA", "JoinImageWithAlpha"})
 SIZE = re.compile(r"(\d+)x(\d+)")
@@ -73,24 +76,30 @@ def shape_problems(data: Any, name: str) -> list[str]:
         return [f"{name} is in the editor (UI) format, not the API format; {EXPORT_HINT}"]
     if not isinstance(data, dict) or not data:
         return [f"{name} must be a JSON object of nodes in the API format; {EXPORT_HINT}"]
-    return [f"{name}: node {node_id} has no class_type/inputs; is this the API format? {EXPORT_HINT}"
-            for node_id, node in data.items()
-            if not (isinstance(node, dict) and isinstance(node.get("class_type"), str)
-                    and isinstance(node.get("inputs"), dict))]
+    return [
+        f"{name}: node {node_id} has no class_type/inputs; is this the API format? {EXPORT_HINT}"
+        for node_id, node in data.items()
+        if not (
+            isinstance(node, dict) and isinstance(node.get("class_type"), str) and isinstance(node.get("inputs"), dict)
+        )
+    ]
 
 
 def marker_problems(graph: dict[str, Any], name: str) -> list[str]:
     found, problems = find_markers(graph), []
     for marker, ids in found.items():
         if marker not in KNOWN_MARKERS:
-            problems.append(f"{name}: unknown marker '{marker}' on node {ids[0]}; known markers: "
-                            f"{', '.join(KNOWN_MARKERS)}")
+            problems.append(
+                f"{name}: unknown marker '{marker}' on node {ids[0]}; known markers: {', '.join(KNOWN_MARKERS)}"
+            )
         elif len(ids) > 1:
             problems.append(f"{name}: marker '{marker}' is on nodes {', '.join(ids)}; it must be on exactly one node")
     missing = [m for m in REQUIRED_MARKERS if m not in found]
     if missing:
-        problems.append(f"{name}: missing marker(s) {', '.join(missing)}; set the node title (_meta.title) of "
-                        f"the node to inject into, e.g. '{missing[0]}'")
+        problems.append(
+            f"{name}: missing marker(s) {', '.join(missing)}; set the node title (_meta.title) of "
+            f"the node to inject into, e.g. '{missing[0]}'"
+        )
     for marker, ids in found.items():
         for key in KNOWN_MARKERS.get(marker, ()):
             inputs = graph[ids[0]]["inputs"]
@@ -106,11 +115,14 @@ def link_problems(graph: dict[str, Any], name: str) -> list[str]:
             if not isinstance(value, list) or not value or not isinstance(value[0], str | int):
                 continue
             if len(value) != 2 or isinstance(value[1], bool) or not isinstance(value[1], int) or value[1] < 0:
-                problems.append(f"{name}: node {node_id} input '{input_name}' is a malformed link {value}; a link "
-                                "is [node id, output index >= 0]")
+                problems.append(
+                    f"{name}: node {node_id} input '{input_name}' is a malformed link {value}; a link "
+                    "is [node id, output index >= 0]"
+                )
             elif str(value[0]) not in graph:
-                problems.append(f"{name}: node {node_id} input '{input_name}' links to node {value[0]}, which does "
-                                "not exist")
+                problems.append(
+                    f"{name}: node {node_id} input '{input_name}' links to node {value[0]}, which does not exist"
+                )
     return problems
 
 
@@ -123,7 +135,7 @@ def declared_sizes(graph: dict[str, Any], latent_id: str) -> tuple[list[tuple[in
     if raw is None:
         return ([default] if all(isinstance(v, int) for v in default) else []), []
     if not isinstance(raw, list) or not raw or not all(isinstance(s, str) for s in raw):
-        return [], [f"node {latent_id} _meta.{SIZES_KEY} must be a non-empty list of \"WxH\" strings"]
+        return [], [f'node {latent_id} _meta.{SIZES_KEY} must be a non-empty list of "WxH" strings']
     sizes, problems = [], []
     for text in raw:
         match = SIZE.fullmatch(text.strip())
@@ -132,8 +144,10 @@ def declared_sizes(graph: dict[str, Any], latent_id: str) -> tuple[list[tuple[in
             continue
         sizes.append((int(match[1]), int(match[2])))
     if default not in sizes and not problems:
-        problems.append(f"node {latent_id} _meta.{SIZES_KEY} does not include the node's own size "
-                        f"{default[0]}x{default[1]}, the default")
+        problems.append(
+            f"node {latent_id} _meta.{SIZES_KEY} does not include the node's own size "
+            f"{default[0]}x{default[1]}, the default"
+        )
     return sizes, problems
 
 
@@ -143,12 +157,17 @@ def size_problems(graph: dict[str, Any], name: str, latent_id: str) -> list[str]
     for key in ("width", "height"):
         value = inputs.get(key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 64 or value % 64:
-            problems.append(f"{name}: node {latent_id} (alpha:latent) {key} is {value!r}; it must be a multiple "
-                            "of 64 (LayerDiffuse's decoder needs it)")
+            problems.append(
+                f"{name}: node {latent_id} (alpha:latent) {key} is {value!r}; it must be a multiple "
+                "of 64 (LayerDiffuse's decoder needs it)"
+            )
     sizes, declared = declared_sizes(graph, latent_id)
     problems += [f"{name}: {p}" for p in declared]
-    problems += [f"{name}: node {latent_id} _meta.{SIZES_KEY}: {w}x{h} is not a multiple of 64"
-                 for w, h in sizes if w < 64 or h < 64 or w % 64 or h % 64]
+    problems += [
+        f"{name}: node {latent_id} _meta.{SIZES_KEY}: {w}x{h} is not a multiple of 64"
+        for w, h in sizes
+        if w < 64 or h < 64 or w % 64 or h % 64
+    ]
     return problems
 
 
@@ -156,19 +175,25 @@ def output_problems(graph: dict[str, Any], name: str, output_id: str) -> list[st
     savers = sorted(i for i, n in graph.items() if n["class_type"] in IMAGE_OUTPUT_NODES)
     node = graph[output_id]
     if node["class_type"] not in IMAGE_OUTPUT_NODES:
-        return [f"{name}: no image output: alpha:output is on node {output_id} ({node['class_type']}), which does "
-                "not save an image; put it on a SaveImage node"]
+        return [
+            f"{name}: no image output: alpha:output is on node {output_id} ({node['class_type']}), which does "
+            "not save an image; put it on a SaveImage node"
+        ]
     if savers != [output_id]:
         others = ", ".join(f"{i} ({graph[i]['class_type']})" for i in savers if i != output_id)
-        return [f"{name}: more than one image output: nodes {others} besides alpha:output (node {output_id}); "
-                "remove them, the job returns exactly one image"]
+        return [
+            f"{name}: more than one image output: nodes {others} besides alpha:output (node {output_id}); "
+            "remove them, the job returns exactly one image"
+        ]
     images = node["inputs"].get("images")
     if is_link(images) and str(images[0]) in graph:
         source = graph[str(images[0])]
         if source["class_type"] not in RGBA_NODES:
-            return [f"{name}: the image saved by alpha:output (node {output_id}) comes from node {images[0]} "
-                    f"({source['class_type']}), which gives no alpha channel; route it through "
-                    "LayeredDiffusionDecodeRGBA"]
+            return [
+                f"{name}: the image saved by alpha:output (node {output_id}) comes from node {images[0]} "
+                f"({source['class_type']}), which gives no alpha channel; route it through "
+                "LayeredDiffusionDecodeRGBA"
+            ]
     return []
 
 

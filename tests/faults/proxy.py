@@ -41,8 +41,9 @@ class Proxy:
         self._threads.append(thread)
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self._closing.set()
         self._listener.close()
         self.cut()
@@ -86,8 +87,9 @@ class Proxy:
             stalled = threading.Event()
             with self._lock:
                 self._pairs.append((client, upstream, stalled))
-            thread = threading.Thread(target=self._pump, args=(client, upstream, stalled), name="proxy-pump",
-                                      daemon=True)
+            thread = threading.Thread(
+                target=self._pump, args=(client, upstream, stalled), name="proxy-pump", daemon=True
+            )
             thread.start()
             self._threads.append(thread)
 

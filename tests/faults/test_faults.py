@@ -104,8 +104,9 @@ class Job:
 
 @pytest.fixture
 def own_comfy(test_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningComfy]:
-    settings = test_settings.replace(comfyui_port=free_port(), output_dir=tmp_path_factory.mktemp("own-output"),
-                                     test_steps=LONG_STEPS)
+    settings = test_settings.replace(
+        comfyui_port=free_port(), output_dir=tmp_path_factory.mktemp("own-output"), test_steps=LONG_STEPS
+    )
     with running_comfy(settings, tmp_path_factory, "own") as running:
         yield running
 
@@ -158,8 +159,9 @@ def proxied(comfy: RunningComfy) -> Iterator[tuple[Proxy, Generator]]:
         client.close()
 
 
-def test_websocket_cut_while_the_job_finishes_still_succeeds(comfy: RunningComfy, proxied: tuple[Proxy, Generator],
-                                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_websocket_cut_while_the_job_finishes_still_succeeds(
+    comfy: RunningComfy, proxied: tuple[Proxy, Generator], caplog: pytest.LogCaptureFixture
+) -> None:
     proxy, generator = proxied
     caplog.set_level(logging.INFO, logger="handler")
     job = Job(generator, {"prompt": "a vase", "seed": 4}).start()
@@ -181,8 +183,9 @@ def test_websocket_cut_while_the_job_finishes_still_succeeds(comfy: RunningComfy
     assert leftovers(comfy.settings) == []
 
 
-def test_stalled_websocket_is_detected_and_replaced(comfy: RunningComfy, proxied: tuple[Proxy, Generator],
-                                                   caplog: pytest.LogCaptureFixture) -> None:
+def test_stalled_websocket_is_detected_and_replaced(
+    comfy: RunningComfy, proxied: tuple[Proxy, Generator], caplog: pytest.LogCaptureFixture
+) -> None:
     proxy, generator = proxied
     caplog.set_level(logging.INFO, logger="handler")
     job = Job(generator, {"prompt": "a bell", "seed": 5}).start()
@@ -195,7 +198,8 @@ def test_stalled_websocket_is_detected_and_replaced(comfy: RunningComfy, proxied
 
 
 def test_runpod_stop_signal_interrupts_the_prompt_then_the_next_job_succeeds(
-        comfy: RunningComfy, caplog: pytest.LogCaptureFixture) -> None:
+    comfy: RunningComfy, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="handler")
     generator = Generator(comfy.settings.replace(test_steps=LONG_STEPS))
     scaler = JobScaler({"handler": make_handler(generator)})
@@ -232,9 +236,14 @@ def test_a_node_failure_is_a_structured_execution_error(comfy: RunningComfy) -> 
     sampler = next(i for i, n in graph.items() if n.get("_meta", {}).get("title") == "alpha:sampler")
     graph[latent]["inputs"].update(width=328, height=328)
     graph[sampler]["inputs"]["steps"] = 1
-    broken = Workflow(name="broken", sha256="0" * 64, graph=graph,
-                      markers=Workflow.load(comfy.settings.workflow).markers,
-                      defaults={"negative_prompt": "", "width": 328, "height": 328}, sizes=((328, 328),))
+    broken = Workflow(
+        name="broken",
+        sha256="0" * 64,
+        graph=graph,
+        markers=Workflow.load(comfy.settings.workflow).markers,
+        defaults={"negative_prompt": "", "width": 328, "height": 328},
+        sizes=((328, 328),),
+    )
     # Not in test mode, so the 328 px size reaches ComfyUI as it is (the models are the test ones all the same).
     generator = Generator(comfy.settings.replace(test_models=False), workflow=broken, client=comfy.client)
     result = Job(generator, {"prompt": "a comb", "seed": 8}).start().wait()
@@ -242,7 +251,10 @@ def test_a_node_failure_is_a_structured_execution_error(comfy: RunningComfy) -> 
     decoder = next(i for i, n in graph.items() if n["class_type"] == "LayeredDiffusionDecodeRGBA")
     assert output["code"] == "execution_error" and result["error"].startswith("execution_error: ")
     assert (output["node_id"], output["node_type"], output["exception_type"]) == (
-        decoder, "LayeredDiffusionDecodeRGBA", "AssertionError")
+        decoder,
+        "LayeredDiffusionDecodeRGBA",
+        "AssertionError",
+    )
     assert "is not multiple of 64" in output["message"]
     assert "Traceback" not in json.dumps(result) and "tensor(" not in json.dumps(result)
     assert result.get("stopPod") is None
@@ -264,7 +276,10 @@ def test_a_queued_prompt_with_node_errors_is_an_error_and_is_withdrawn(comfy: Ru
         client.submit(graph, client.new_client_id(), Deadline(30))
     # This graph gets HTTP 200 with node_errors from the pinned ComfyUI (checked by hand), not a 400.
     assert (caught.value.node_id, caught.value.node_type, caught.value.exception_type) == (
-        "97", "CheckpointLoaderSimple", "value_not_in_list")
+        "97",
+        "CheckpointLoaderSimple",
+        "value_not_in_list",
+    )
     assert "ComfyUI rejected the workflow: node 97" in caught.value.message
     assert wait_idle(comfy.client) < 10
     assert comfy.history_size() - before <= 1  # at most the withdrawn prompt, never a finished image
@@ -272,15 +287,18 @@ def test_a_queued_prompt_with_node_errors_is_an_error_and_is_withdrawn(comfy: Ru
     client.close()
 
 
-def test_an_alpha_api_client_that_goes_away_stops_its_prompt(comfy: RunningComfy, tmp_path: Path,
-                                                            caplog: pytest.LogCaptureFixture) -> None:
+def test_an_alpha_api_client_that_goes_away_stops_its_prompt(
+    comfy: RunningComfy, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="handler")
     settings = comfy.settings.replace(test_steps=LONG_STEPS, serve_dir=tmp_path / "served")
     with ServerThread(create_app(Generator(settings, client=ComfyClient(settings.comfyui_url)))) as server:
         body = json.dumps({"prompt": "a fan", "seed": 9}).encode()
         sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-        sock.sendall(b"POST /alpha/v1/txt2img HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        sock.sendall(
+            b"POST /alpha/v1/txt2img HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
+        )
         prompt_id = wait_running(comfy.client)
         gone = time.time()
         sock.close()

@@ -35,8 +35,13 @@ def api(comfy: RunningComfy, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 def txt2img(server: ServerThread, body: Any, headers: dict[str, str] | None = None) -> Reply:
-    return http("POST", f"{server.url}/alpha/v1/txt2img", json.dumps(body).encode(),
-                {"Content-Type": "application/json", **(headers or {})}, timeout=300)
+    return http(
+        "POST",
+        f"{server.url}/alpha/v1/txt2img",
+        json.dumps(body).encode(),
+        {"Content-Type": "application/json", **(headers or {})},
+        timeout=300,
+    )
 
 
 def test_txt2img_contract_and_the_served_file(api: ServerThread, comfy: RunningComfy) -> None:
@@ -66,8 +71,9 @@ def test_txt2img_contract_and_the_served_file(api: ServerThread, comfy: RunningC
 
 
 @pytest.mark.parametrize(("job_input", "words"), BAD_INPUTS)
-def test_bad_input_is_400_and_submits_nothing(api: ServerThread, comfy: RunningComfy, job_input: Any,
-                                              words: str) -> None:
+def test_bad_input_is_400_and_submits_nothing(
+    api: ServerThread, comfy: RunningComfy, job_input: Any, words: str
+) -> None:
     before = comfy.history_size()
     reply = txt2img(api, job_input)
     assert reply.status == 400
@@ -104,15 +110,18 @@ def test_health_names_a_missing_checkpoint(comfy: RunningComfy, tmp_path: Path) 
     with serve(comfy.settings, workflow=path, serve_dir=tmp_path / "served") as server:
         body = http("GET", f"{server.url}/alpha/v1/health").json()
     assert body["status"] == "not_ready"
-    assert body["problems"] == [f"variant: node {loader} (CheckpointLoaderSimple): ckpt_name "
-                                "'juggernautXL_v9.safetensors' is not available in ComfyUI (is the model file "
-                                "missing?); did you mean 'juggernautXL_version6Rundiffusion.safetensors'?"]
+    assert body["problems"] == [
+        f"variant: node {loader} (CheckpointLoaderSimple): ckpt_name "
+        "'juggernautXL_v9.safetensors' is not available in ComfyUI (is the model file "
+        "missing?); did you mean 'juggernautXL_version6Rundiffusion.safetensors'?"
+    ]
 
 
 def test_concurrent_requests_queue_while_the_loop_keeps_answering(api: ServerThread) -> None:
     replies: list[Reply] = []
-    workers = [threading.Thread(target=lambda i=i: replies.append(txt2img(api, {"prompt": f"a kite {i}"})))
-               for i in range(3)]
+    workers = [
+        threading.Thread(target=lambda i=i: replies.append(txt2img(api, {"prompt": f"a kite {i}"}))) for i in range(3)
+    ]
     for worker in workers:
         worker.start()
     slowest = 0.0

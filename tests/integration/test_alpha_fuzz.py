@@ -16,8 +16,10 @@ from handler.generate import Generator
 from tests.helpers import RunningComfy, ServerThread
 
 pytestmark = pytest.mark.comfyui
-CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,"
-          "response_schema_conformance,negative_data_rejection,ignored_auth")
+CHECKS = (
+    "not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,"
+    "response_schema_conformance,negative_data_rejection,ignored_auth"
+)
 MAX_EXAMPLES = 15
 TOKEN = "fuzzing-token-0123456789abcdef"
 
@@ -27,10 +29,29 @@ def test_schemathesis_finds_nothing(comfy: RunningComfy, tmp_path: Path, token: 
     settings = comfy.settings.replace(serve_dir=tmp_path / "served", test_size=64, serve_token=token)
     with ServerThread(create_app(Generator(settings))) as server:
         auth = ["-H", f"Authorization: Bearer {token}"] if token else []
-        cmd = [sys.executable, "-m", "schemathesis.cli", "run", f"{server.url}/alpha/v1/openapi.json", *auth,
-               "--checks", CHECKS, "--max-examples", str(MAX_EXAMPLES), "--seed", "20261126",
-               "--generation-database", "none", "--phases", "examples,coverage,fuzzing,stateful",
-               "--workers", "1", "--request-timeout", "300", "--no-color"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "schemathesis.cli",
+            "run",
+            f"{server.url}/alpha/v1/openapi.json",
+            *auth,
+            "--checks",
+            CHECKS,
+            "--max-examples",
+            str(MAX_EXAMPLES),
+            "--seed",
+            "20261126",
+            "--generation-database",
+            "none",
+            "--phases",
+            "examples,coverage,fuzzing,stateful",
+            "--workers",
+            "1",
+            "--request-timeout",
+            "300",
+            "--no-color",
+        ]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path, check=False)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]

@@ -32,8 +32,15 @@ def row(text: str, name: str) -> str:
 def test_gpu_script_dry_run(test_settings: Settings, tmp_path: Path) -> None:
     env = {**child_env(test_settings), "OUT": str(tmp_path), "GPU_BUDGET_S": "1800"}
     env.pop("ALPHA_MODELS_DIR", None)
-    done = subprocess.run([str(REPO / "bench" / "gpu.sh"), "--dry-run"], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=1800, check=False)
+    done = subprocess.run(
+        [str(REPO / "bench" / "gpu.sh"), "--dry-run"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     out = {path.stem: path.read_text() for path in tmp_path.glob("*.txt")}
     assert set(out) >= {"gpu_run", "output", "overhead", "variant__disable_smart_memory", "coldstart"}

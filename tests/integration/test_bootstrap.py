@@ -24,8 +24,9 @@ def start(settings: Settings, log: Path, *args: str) -> subprocess.Popen[bytes]:
     # No GPU is visible, even on a GPU machine: the GPU preflight case must fail everywhere.
     env = {**child_env(settings), "CUDA_VISIBLE_DEVICES": ""}
     with log.open("wb") as out:
-        return subprocess.Popen(["./bootstrap.sh", *args], cwd=REPO, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(
+            ["./bootstrap.sh", *args], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def stop_group(proc: subprocess.Popen[bytes]) -> None:
@@ -64,17 +65,25 @@ def test_serves_runsync_then_stops_cleanly_on_sigterm(test_settings: Settings, t
     assert "a lantern" not in text and "iVBOR" not in text
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"comfyui_args": ("--no-such-flag",)}, "ComfyUI exited with code 2 before it was ready"),
-    ({"comfyui_args": ("--disable-all-custom-nodes",), "ready_timeout_s": 20.0},
-     "not ready within 20 s: ComfyUI answers but has no LayeredDiffusionApply node"),
-    # Not in test mode: there bootstrap.sh would first lay out ComfyUI (scripts/setup.sh).
-    ({"comfyui_dir": Path("/nonexistent/ComfyUI"), "test_models": False, "gpu_preflight": False},
-     "no ComfyUI at /nonexistent/ComfyUI"),
-    ({"device": "cuda"}, "cannot start: gpu_unavailable: GPU preflight failed: CUDA is not usable"),
-])
-def test_exits_nonzero_when_comfyui_cannot_start(test_settings: Settings, tmp_path: Path,
-                                                 changes: dict[str, object], message: str) -> None:
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"comfyui_args": ("--no-such-flag",)}, "ComfyUI exited with code 2 before it was ready"),
+        (
+            {"comfyui_args": ("--disable-all-custom-nodes",), "ready_timeout_s": 20.0},
+            "not ready within 20 s: ComfyUI answers but has no LayeredDiffusionApply node",
+        ),
+        # Not in test mode: there bootstrap.sh would first lay out ComfyUI (scripts/setup.sh).
+        (
+            {"comfyui_dir": Path("/nonexistent/ComfyUI"), "test_models": False, "gpu_preflight": False},
+            "no ComfyUI at /nonexistent/ComfyUI",
+        ),
+        ({"device": "cuda"}, "cannot start: gpu_unavailable: GPU preflight failed: CUDA is not usable"),
+    ],
+)
+def test_exits_nonzero_when_comfyui_cannot_start(
+    test_settings: Settings, tmp_path: Path, changes: dict[str, object], message: str
+) -> None:
     settings = test_settings.replace(comfyui_port=free_port(), output_dir=tmp_path / "output", **changes)
     log = tmp_path / "bootstrap.log"
     started = time.monotonic()
@@ -91,8 +100,9 @@ def test_nothing_outlives_a_killed_supervisor(test_settings: Settings, tmp_path:
     """SIGKILL leaves no chance to clean up: the kernel (PDEATHSIG) must stop ComfyUI and the worker."""
     settings = test_settings.replace(comfyui_port=free_port(), output_dir=tmp_path / "output")
     api = free_port()
-    proc = start(settings, tmp_path / "bootstrap.log", "--rp_serve_api", "--rp_api_host", "127.0.0.1",
-                 "--rp_api_port", str(api))
+    proc = start(
+        settings, tmp_path / "bootstrap.log", "--rp_serve_api", "--rp_api_host", "127.0.0.1", "--rp_api_port", str(api)
+    )
     try:
         wait_http(f"http://127.0.0.1:{api}/docs", 300)
         children = psutil.Process(proc.pid).children(recursive=True)
@@ -108,8 +118,14 @@ def test_nothing_outlives_a_killed_supervisor(test_settings: Settings, tmp_path:
 def test_serve_runs_the_alpha_api_then_stops_cleanly(test_settings: Settings, tmp_path: Path) -> None:
     """`./bootstrap.sh serve`: ComfyUI plus the alpha API. Bound beyond loopback here, so the log must warn."""
     token = "bootstrap-token-0123456789"
-    settings = test_settings.replace(comfyui_port=free_port(), output_dir=tmp_path / "output", serve_port=free_port(),
-                                     serve_host="0.0.0.0", serve_token=token, test_size=64)
+    settings = test_settings.replace(
+        comfyui_port=free_port(),
+        output_dir=tmp_path / "output",
+        serve_port=free_port(),
+        serve_host="0.0.0.0",
+        serve_token=token,
+        test_size=64,
+    )
     base = f"http://127.0.0.1:{settings.serve_port}/alpha/v1"
     auth = {"Authorization": f"Bearer {token}"}
     log = tmp_path / "bootstrap.log"
@@ -117,8 +133,13 @@ def test_serve_runs_the_alpha_api_then_stops_cleanly(test_settings: Settings, tm
     try:
         wait_http(f"{base}/openapi.json", 300)
         assert http("GET", f"{base}/health", headers=auth).json()["status"] == "ready"
-        reply = http("POST", f"{base}/txt2img", json.dumps({"prompt": "a lantern"}).encode(),
-                     {"Content-Type": "application/json", **auth}, timeout=300)
+        reply = http(
+            "POST",
+            f"{base}/txt2img",
+            json.dumps({"prompt": "a lantern"}).encode(),
+            {"Content-Type": "application/json", **auth},
+            timeout=300,
+        )
         assert reply.status == 200, reply.body[:300]
         served = http("GET", f"http://127.0.0.1:{settings.serve_port}{reply.json()['url']}", headers=auth)
         assert served.status == 200 and decode_png(served.body).mode == "RGBA"
@@ -161,6 +182,8 @@ def test_refuses_to_start_with_a_workflow_this_comfyui_cannot_run(test_settings:
     finally:
         stop_group(proc)
     text = log.read_text()
-    assert ("cannot start: invalid_workflow: the workflow cannot run on this ComfyUI: variant: node "
-            f"{loader} (CheckpointLoaderSimple): ckpt_name 'juggernautXL_v9.safetensors' is not available") in text
+    assert (
+        "cannot start: invalid_workflow: the workflow cannot run on this ComfyUI: variant: node "
+        f"{loader} (CheckpointLoaderSimple): ckpt_name 'juggernautXL_v9.safetensors' is not available"
+    ) in text
     assert "warm-up" not in text and "RunPod worker starting" not in text

@@ -43,8 +43,15 @@ def generate(comfy: RunningComfy, weight: float, workflow: Path | None = None) -
 def run_rgb_variant(comfy: RunningComfy, weight: float) -> np.ndarray:
     """The production graph up to the plain VAE decode (no RGBA decode), through the real client."""
     wf = with_weight(comfy.settings, weight)
-    graph = wf.apply(prompt="a glass of water", negative_prompt=None, seed=SEED, width=256, height=256,
-                     filename_prefix=f"rgb_{uuid.uuid4().hex}", steps=2)
+    graph = wf.apply(
+        prompt="a glass of water",
+        negative_prompt=None,
+        seed=SEED,
+        width=256,
+        height=256,
+        filename_prefix=f"rgb_{uuid.uuid4().hex}",
+        steps=2,
+    )
     decode_rgba = graph[wf.node("alpha:output")]["inputs"]["images"][0]
     graph[wf.node("alpha:output")]["inputs"]["images"] = graph[decode_rgba]["inputs"]["images"]
     del graph[decode_rgba]
@@ -96,8 +103,10 @@ def test_conv_injection_changes_the_result(comfy: RunningComfy) -> None:
 def unfixed(test_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningComfy]:
     """A second ComfyUI that loads ComfyUI-layerdiffuse but not our fix pack."""
     settings = test_settings.replace(
-        comfyui_port=free_port(), output_dir=tmp_path_factory.mktemp("unfixed-output"),
-        comfyui_args=("--disable-all-custom-nodes", "--whitelist-custom-nodes", "ComfyUI-layerdiffuse"))
+        comfyui_port=free_port(),
+        output_dir=tmp_path_factory.mktemp("unfixed-output"),
+        comfyui_args=("--disable-all-custom-nodes", "--whitelist-custom-nodes", "ComfyUI-layerdiffuse"),
+    )
     with running_comfy(settings, tmp_path_factory, "unfixed") as running:
         yield running
 
@@ -108,8 +117,9 @@ def test_control_without_the_fix_pack(unfixed: RunningComfy) -> None:
     assert caught.value.node_type == "LayeredDiffusionDecodeRGBA"
     assert caught.value.exception_type == "AttributeError"
     assert "join_image_with_alpha" in caught.value.message
-    assert (run_rgb_variant(unfixed, 1.0) == run_rgb_variant(unfixed, 0.0)).all(), \
+    assert (run_rgb_variant(unfixed, 1.0) == run_rgb_variant(unfixed, 0.0)).all(), (
         "without the fix the injection is dropped, so the weight changes nothing"
+    )
     log = unfixed.log()
     assert "patch type not recognized lora diffusion_model." in log
     assert "Skipping alpha_layerdiffuse_fix" in log and "alpha_layerdiffuse_fix: " not in log

@@ -36,8 +36,9 @@ def files(folder: Path | None) -> set[Path]:
     return {p for p in folder.rglob("*") if p.is_file()}
 
 
-def run(settings: Settings, job_input: dict[str, Any], workflow: Workflow | None = None,
-        job_id: str = "guard-job") -> dict[str, Any]:
+def run(
+    settings: Settings, job_input: dict[str, Any], workflow: Workflow | None = None, job_id: str = "guard-job"
+) -> dict[str, Any]:
     handler = make_handler(Generator(settings, workflow=workflow))
     result: dict[str, Any] = asyncio.run(run_job(handler, {"id": job_id, "input": job_input}))
     return result
@@ -54,18 +55,29 @@ def with_alpha_mask(settings: Settings, holes: int = 0) -> Workflow:
     rgba_decode = graph[output]["inputs"]["images"][0]
     del graph[rgba_decode]
     size = settings.test_size  # a 1024x1024 request runs at this size in test mode
-    graph["900"] = {"class_type": "SolidMask", "inputs": {"value": 0.0, "width": size, "height": size},
-                    "_meta": {"title": "opaque"}}
+    graph["900"] = {
+        "class_type": "SolidMask",
+        "inputs": {"value": 0.0, "width": size, "height": size},
+        "_meta": {"title": "opaque"},
+    }
     mask = ["900", 0]
     if holes:
-        graph["901"] = {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": holes, "height": holes},
-                        "_meta": {"title": "hole"}}
-        graph["902"] = {"class_type": "MaskComposite", "inputs": {"destination": ["900", 0], "source": ["901", 0],
-                                                                  "x": 0, "y": 0, "operation": "add"},
-                        "_meta": {"title": "opaque with a hole"}}
+        graph["901"] = {
+            "class_type": "SolidMask",
+            "inputs": {"value": 1.0, "width": holes, "height": holes},
+            "_meta": {"title": "hole"},
+        }
+        graph["902"] = {
+            "class_type": "MaskComposite",
+            "inputs": {"destination": ["900", 0], "source": ["901", 0], "x": 0, "y": 0, "operation": "add"},
+            "_meta": {"title": "opaque with a hole"},
+        }
         mask = ["902", 0]
-    graph["903"] = {"class_type": "JoinImageWithAlpha", "inputs": {"image": [decode, 0], "alpha": mask},
-                    "_meta": {"title": "join"}}
+    graph["903"] = {
+        "class_type": "JoinImageWithAlpha",
+        "inputs": {"image": [decode, 0], "alpha": mask},
+        "_meta": {"title": "join"},
+    }
     graph[output]["inputs"]["images"] = ["903", 0]
     return Workflow.from_graph(graph, name=f"opaque_{holes}", sha256=production.sha256)
 
@@ -73,8 +85,10 @@ def with_alpha_mask(settings: Settings, holes: int = 0) -> Workflow:
 def test_an_opaque_image_fails_with_its_coverage(settings: Settings) -> None:
     before = files(settings.output_dir)
     result = run(settings, {"prompt": "a glass apple", "seed": 11}, with_alpha_mask(settings))
-    assert result["error"] == ("transparency_failed: the output's alpha is 100% opaque: 4096 of 4096 pixels "
-                               "(threshold 99.9%, ALPHA_MAX_UNIFORM_ALPHA): LayerDiffuse did not take effect")
+    assert result["error"] == (
+        "transparency_failed: the output's alpha is 100% opaque: 4096 of 4096 pixels "
+        "(threshold 99.9%, ALPHA_MAX_UNIFORM_ALPHA): LayerDiffuse did not take effect"
+    )
     assert result["output"]["code"] == "transparency_failed" and "stopPod" not in result
     assert files(settings.output_dir) == before, "a failed job leaves no output file"
 
@@ -84,8 +98,10 @@ def test_a_nearly_opaque_image_fails_at_the_threshold_only(settings: Settings) -
     workflow = with_alpha_mask(settings, holes=2)
     before = files(settings.output_dir)
     failed = run(settings, {"prompt": "a glass apple", "seed": 12}, workflow)
-    assert failed["error"].startswith("transparency_failed: the output's alpha is 99.9023% opaque: 4092 of 4096 "
-                                      "pixels (threshold 99.9%, ALPHA_MAX_UNIFORM_ALPHA)")
+    assert failed["error"].startswith(
+        "transparency_failed: the output's alpha is 99.9023% opaque: 4092 of 4096 "
+        "pixels (threshold 99.9%, ALPHA_MAX_UNIFORM_ALPHA)"
+    )
     passed = run(settings.replace(max_uniform_alpha=1.0), {"prompt": "a glass apple", "seed": 12}, workflow)
     assert set(passed) == {"output"}, passed.get("error")
     alpha = passed["output"]["info"]["alpha"]
@@ -96,9 +112,12 @@ def test_a_nearly_opaque_image_fails_at_the_threshold_only(settings: Settings) -
 def test_an_output_over_the_limit_fails_as_output_too_large(settings: Settings) -> None:
     before = files(settings.output_dir)
     result = run(settings.replace(max_output_bytes=4096), {"prompt": "a glass apple", "seed": 13})
-    match = re.fullmatch(r"output_too_large: the output is (\d+) bytes \(a (\d+)-byte PNG, sent twice as base64\); "
-                         r"the limit is 4096 bytes \(ALPHA_MAX_OUTPUT_BYTES\); set BUCKET_ENDPOINT_URL and the other "
-                         r"bucket settings to upload large images instead", result["error"])
+    match = re.fullmatch(
+        r"output_too_large: the output is (\d+) bytes \(a (\d+)-byte PNG, sent twice as base64\); "
+        r"the limit is 4096 bytes \(ALPHA_MAX_OUTPUT_BYTES\); set BUCKET_ENDPOINT_URL and the other "
+        r"bucket settings to upload large images instead",
+        result["error"],
+    )
     assert match, result["error"]
     output_bytes, png_bytes = int(match[1]), int(match[2])
     assert png_bytes > 4096 and output_bytes > 2 * png_bytes * 4 // 3
@@ -116,9 +135,13 @@ def s3() -> Iterator[tuple[FakeS3, ServerThread]]:
 def test_an_output_over_the_limit_goes_to_the_bucket(settings: Settings, s3: tuple[FakeS3, ServerThread]) -> None:
     fake, server = s3
     before = files(settings.output_dir)
-    bucket = settings.replace(max_output_bytes=4096, bucket_endpoint_url=server.url,
-                              bucket_access_key_id="AKIDINTEGRATION", bucket_secret_access_key="s3cr3t-" * 4,
-                              bucket_name="alpha-out")
+    bucket = settings.replace(
+        max_output_bytes=4096,
+        bucket_endpoint_url=server.url,
+        bucket_access_key_id="AKIDINTEGRATION",
+        bucket_secret_access_key="s3cr3t-" * 4,
+        bucket_name="alpha-out",
+    )
     result = run(bucket, {"prompt": "a glass apple", "seed": 14}, job_id="sync-upload-1")
     assert set(result) == {"output"}, result.get("error")
     output = result["output"]

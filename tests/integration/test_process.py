@@ -31,8 +31,13 @@ def test_long_lived_objects_are_frozen_out_of_gc(comfy: RunningComfy) -> None:
     gc.collect() no longer walks the imports and the models (without it, about 300 ms with the GIL held,
     stalling ComfyUI's server; bench/overhead.py)."""
     Generator(comfy.settings).generate(Request(prompt="a tin robot", seed=21))  # a prompt has run
-    found = dict(re.findall(r"alpha_gc_freeze: (at start|after the first prompt): (\d+) objects frozen; a full "
-                            r"collection took \d+ ms", comfy.log()))
+    found = dict(
+        re.findall(
+            r"alpha_gc_freeze: (at start|after the first prompt): (\d+) objects frozen; a full "
+            r"collection took \d+ ms",
+            comfy.log(),
+        )
+    )
     assert set(found) == {"at start", "after the first prompt"}, "the gc-freeze pack did not run in ComfyUI"
     assert 100_000 < int(found["at start"]) < int(found["after the first prompt"])
 

@@ -61,8 +61,12 @@ def test_error_contract_and_nothing_submitted(comfy: RunningComfy) -> None:
     before = comfy.history_size()
     result = run(comfy, {"prompt": "   "})
     assert result["error"] == "invalid_input: 'prompt' must not be empty"
-    assert result["output"] == {"status": "error", "code": "invalid_input",
-                                "message": "'prompt' must not be empty", "field": "prompt"}
+    assert result["output"] == {
+        "status": "error",
+        "code": "invalid_input",
+        "message": "'prompt' must not be empty",
+        "field": "prompt",
+    }
     assert "stopPod" not in result
     assert comfy.history_size() == before
 
@@ -93,10 +97,17 @@ def test_runsync_bad_input(serve_api: str, comfy: RunningComfy, job_input: Any, 
 
 def test_test_input_flag(comfy: RunningComfy) -> None:
     """`python -m handler --test_input ...` runs one job and exits 0, or 1 when it fails."""
+
     def run_flag(job_input: Any) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "handler", "--test_input", json.dumps({"input": job_input})],
-                              cwd=REPO, env=child_env(comfy.settings), capture_output=True, text=True,
-                              timeout=300, check=False)
+        return subprocess.run(
+            [sys.executable, "-m", "handler", "--test_input", json.dumps({"input": job_input})],
+            cwd=REPO,
+            env=child_env(comfy.settings),
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
 
     good = run_flag({"prompt": "a teacup", "seed": 3})
     assert good.returncode == 0, good.stdout[-2000:] + good.stderr[-2000:]

@@ -32,8 +32,12 @@ def mib(value: float) -> str:
 
 
 @pytest.mark.timeout(2400)
-def test_100_sequential_jobs(comfy: RunningComfy, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                             record_property: Callable[[str, object], None]) -> None:
+def test_100_sequential_jobs(
+    comfy: RunningComfy,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    record_property: Callable[[str, object], None],
+) -> None:
     settings = comfy.settings.replace(test_size=64)
     before = files(settings.output_dir)
     rss: dict[int, int] = {}
@@ -47,8 +51,9 @@ def test_100_sequential_jobs(comfy: RunningComfy, tmp_path: Path, capsys: pytest
         worker = psutil.Process(api.process.pid)
         for job in range(1, JOBS + 1):
             sent = time.monotonic()
-            status, body = post_json(f"{api.url}/runsync", {"input": {"prompt": f"a paper lantern, take {job}",
-                                                                      "seed": job}}, JOB_TIMEOUT_S)
+            status, body = post_json(
+                f"{api.url}/runsync", {"input": {"prompt": f"a paper lantern, take {job}", "seed": job}}, JOB_TIMEOUT_S
+            )
             walls.append(time.monotonic() - sent)
             assert status == 200 and body.get("status") == "COMPLETED", (job, body.get("error"), body.get("detail"))
             _, info = assert_success_contract(body["output"])
@@ -58,11 +63,13 @@ def test_100_sequential_jobs(comfy: RunningComfy, tmp_path: Path, capsys: pytest
                 comfy_rss[job] = comfyui.memory_info().rss
     duration = time.monotonic() - started
     growth = rss[JOBS] - rss[BASELINE_JOB]
-    report = (f"soak: {JOBS} jobs in {duration:.1f} s (worker start included); per job p50 "
-              f"{statistics.median(walls):.2f} s, max {max(walls):.2f} s; worker RSS job 1 {mib(rss[1])}, "
-              f"job {BASELINE_JOB} {mib(rss[BASELINE_JOB])}, job {JOBS} {mib(rss[JOBS])}: growth {mib(growth)} "
-              f"(limit {mib(MAX_RSS_GROWTH)}); ComfyUI RSS job {BASELINE_JOB} {mib(comfy_rss[BASELINE_JOB])}, "
-              f"job {JOBS} {mib(comfy_rss[JOBS])}")
+    report = (
+        f"soak: {JOBS} jobs in {duration:.1f} s (worker start included); per job p50 "
+        f"{statistics.median(walls):.2f} s, max {max(walls):.2f} s; worker RSS job 1 {mib(rss[1])}, "
+        f"job {BASELINE_JOB} {mib(rss[BASELINE_JOB])}, job {JOBS} {mib(rss[JOBS])}: growth {mib(growth)} "
+        f"(limit {mib(MAX_RSS_GROWTH)}); ComfyUI RSS job {BASELINE_JOB} {mib(comfy_rss[BASELINE_JOB])}, "
+        f"job {JOBS} {mib(comfy_rss[JOBS])}"
+    )
     for name, value in (("soak_duration_s", round(duration, 1)), ("soak_rss_growth_bytes", growth)):
         record_property(name, value)
     with capsys.disabled():

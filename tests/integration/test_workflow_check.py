@@ -20,9 +20,14 @@ SHIPPED = sorted((REPO / "workflows").glob("*.json"))
 
 
 def check(comfy: RunningComfy, *files: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "handler.workflow", "check", *map(str, files), "--comfyui",
-                           comfy.settings.comfyui_url], cwd=REPO, capture_output=True, text=True, timeout=120,
-                          check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "handler.workflow", "check", *map(str, files), "--comfyui", comfy.settings.comfyui_url],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_shipped_workflows_pass_online(comfy: RunningComfy) -> None:
@@ -45,18 +50,33 @@ def test_online_mutants_get_their_messages(comfy: RunningComfy, tmp_path: Path) 
 
 
 def test_unreachable_comfyui_is_a_clear_failure(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "handler.workflow", "check", str(SHIPPED[0]), "--comfyui",
-                             "http://127.0.0.1:9"], cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "handler.workflow", "check", str(SHIPPED[0]), "--comfyui", "http://127.0.0.1:9"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 1 and result.stderr.startswith("cannot run the online checks: ")
 
 
-@pytest.mark.parametrize(("mutation", "words"), [*OFFLINE.values(), *ONLINE.values()],
-                         ids=[*OFFLINE.keys(), *ONLINE.keys()])
-def test_the_worker_refuses_to_start(comfy: RunningComfy, tmp_path: Path, mutation: Callable[[Any], Any],
-                                     words: str) -> None:
+@pytest.mark.parametrize(
+    ("mutation", "words"), [*OFFLINE.values(), *ONLINE.values()], ids=[*OFFLINE.keys(), *ONLINE.keys()]
+)
+def test_the_worker_refuses_to_start(
+    comfy: RunningComfy, tmp_path: Path, mutation: Callable[[Any], Any], words: str
+) -> None:
     settings = comfy.settings.replace(workflow=write(tmp_path, "mutant", mutation))
-    result = subprocess.run([sys.executable, "-m", "handler"], cwd=REPO, env=child_env(settings),
-                            capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "handler"],
+        cwd=REPO,
+        env=child_env(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 1
     assert "worker not started: invalid_workflow: " in result.stderr and words in result.stderr, result.stderr[-2000:]
     assert "RunPod worker starting" not in result.stderr

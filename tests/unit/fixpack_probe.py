@@ -17,8 +17,9 @@ from typing import Any
 
 
 def import_package(name: str, folder: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, folder / "__init__.py",
-                                                  submodule_search_locations=[str(folder)])
+    spec = importlib.util.spec_from_file_location(
+        name, folder / "__init__.py", submodule_search_locations=[str(folder)]
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -64,9 +65,11 @@ def main() -> None:
     patcher.add_patches({"0.weight": ("lora", [up, down, *[None] * 14])}, 0.5)
     patcher.patch_model()
     after = layer.weight.detach().clone()
-    out["lora"] = {"applied": bool(torch.allclose(after, before + 0.5 * up @ down, atol=1e-5)),
-                   "unchanged": bool(torch.equal(after, before)),
-                   "not_recognized_logged": any("patch type not recognized lora" in m for m in logged)}
+    out["lora"] = {
+        "applied": bool(torch.allclose(after, before + 0.5 * up @ down, atol=1e-5)),
+        "unchanged": bool(torch.equal(after, before)),
+        "not_recognized_logged": any("patch type not recognized lora" in m for m in logged),
+    }
 
     for variant in variants:
         name, folder = variant.split("=", 1)
@@ -85,9 +88,15 @@ def main() -> None:
         node.vae_transparent_decoder[enums.StableDiffusionVersion.SDXL] = Decoder()
         try:
             rgba = node.decode({"samples": torch.zeros(1, 4, 8, 8)}, torch.rand(1, 64, 64, 3), "SDXL", 16)[0]
-            result["rgba"] = {"shape": list(rgba.shape), "digest": digest(rgba),
-                              "alpha_is_decoder_alpha": bool(torch.allclose(rgba[..., 3], torch.linspace(
-                                  0, 1, 4 * 64 * 64).reshape(1, 4, 64, 64)[:, 0], atol=1e-6))}
+            result["rgba"] = {
+                "shape": list(rgba.shape),
+                "digest": digest(rgba),
+                "alpha_is_decoder_alpha": bool(
+                    torch.allclose(
+                        rgba[..., 3], torch.linspace(0, 1, 4 * 64 * 64).reshape(1, 4, 64, 64)[:, 0], atol=1e-6
+                    )
+                ),
+            }
         except Exception as exc:
             result["rgba"] = {"error": f"{type(exc).__name__}: {exc}"}
 
@@ -106,8 +115,11 @@ def main() -> None:
         options = {"cond_or_uncond": [0], "sigmas": torch.ones(2)}
         try:
             y = block(torch.randn(2, 16, 64), context=torch.randn(2, 4, 64), transformer_options=options)
-            result["attention_sharing"] = {"shape": list(y.shape), "finite": bool(torch.isfinite(y).all()),
-                                           "digest": digest(y)}
+            result["attention_sharing"] = {
+                "shape": list(y.shape),
+                "finite": bool(torch.isfinite(y).all()),
+                "digest": digest(y),
+            }
         except Exception as exc:
             result["attention_sharing"] = {"error": f"{type(exc).__name__}: {exc}"}
         out[name] = result

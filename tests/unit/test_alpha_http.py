@@ -57,8 +57,15 @@ def planted(server: ServerThread, tmp_path: Path) -> dict[str, str]:
     """A served file, and traps: secrets and PNGs outside the folder, symlinks and non-PNGs inside it."""
     store: PngStore = server.app[STORE]
     root = store.root
-    names = {"good": hexname(), "outside_png": hexname(), "symlink_out": hexname(), "symlink_in": hexname(),
-             "not_png": hexname(), "directory": hexname(), "fifo": hexname()}
+    names = {
+        "good": hexname(),
+        "outside_png": hexname(),
+        "symlink_out": hexname(),
+        "symlink_in": hexname(),
+        "not_png": hexname(),
+        "directory": hexname(),
+        "fifo": hexname(),
+    }
     store.save(names["good"], png_with(b"the served file"))
     (tmp_path / "secret.txt").write_bytes(SECRET)
     (tmp_path / names["outside_png"]).write_bytes(png_with(SECRET))
@@ -76,15 +83,51 @@ def attack_corpus(n: dict[str, str]) -> list[bytes]:
     q = urllib.parse.quote
     good, out = n["good"], n["outside_png"]
     corpus = [
-        "../secret.txt", "..%2fsecret.txt", "..%2Fsecret.txt", "%2e%2e%2fsecret.txt", "%2e%2e/secret.txt",
-        ".%2e/secret.txt", "..%252fsecret.txt", "%252e%252e%252fsecret.txt", "..%c0%afsecret.txt",
-        "%c0%ae%c0%ae%c0%afsecret.txt", "%e0%80%ae%e0%80%ae/secret.txt", "..\\secret.txt", "..%5csecret.txt",
-        "%2e%2e%5c" + out, "..%2f" + out, "../" + out, "..%2f..%2f..%2f..%2f..%2f..%2fetc%2fpasswd",
-        "/etc/passwd", "%2fetc%2fpasswd", q(n["outside_abs"], safe=""), "file:%2f%2f%2fetc%2fpasswd",
-        "%ef%bc%8e%ef%bc%8e%ef%bc%8fsecret.txt", good + "%00", good + "%00.png", "secret.txt%00" + good,
-        "a" * 300 + ".png", "alpha_" + "0" * 3000 + ".png", good + ".", good + "%20", good + "%2e", good + "/",
-        good.upper(), good + "%2f..%2f..%2fsecret.txt", good + ";.txt", n["symlink_out"], n["symlink_in"],
-        n["not_png"], "notes.txt", n["directory"], n["fifo"], out, "", ".", "..", "%2e%2e",
+        "../secret.txt",
+        "..%2fsecret.txt",
+        "..%2Fsecret.txt",
+        "%2e%2e%2fsecret.txt",
+        "%2e%2e/secret.txt",
+        ".%2e/secret.txt",
+        "..%252fsecret.txt",
+        "%252e%252e%252fsecret.txt",
+        "..%c0%afsecret.txt",
+        "%c0%ae%c0%ae%c0%afsecret.txt",
+        "%e0%80%ae%e0%80%ae/secret.txt",
+        "..\\secret.txt",
+        "..%5csecret.txt",
+        "%2e%2e%5c" + out,
+        "..%2f" + out,
+        "../" + out,
+        "..%2f..%2f..%2f..%2f..%2f..%2fetc%2fpasswd",
+        "/etc/passwd",
+        "%2fetc%2fpasswd",
+        q(n["outside_abs"], safe=""),
+        "file:%2f%2f%2fetc%2fpasswd",
+        "%ef%bc%8e%ef%bc%8e%ef%bc%8fsecret.txt",
+        good + "%00",
+        good + "%00.png",
+        "secret.txt%00" + good,
+        "a" * 300 + ".png",
+        "alpha_" + "0" * 3000 + ".png",
+        good + ".",
+        good + "%20",
+        good + "%2e",
+        good + "/",
+        good.upper(),
+        good + "%2f..%2f..%2fsecret.txt",
+        good + ";.txt",
+        n["symlink_out"],
+        n["symlink_in"],
+        n["not_png"],
+        "notes.txt",
+        n["directory"],
+        n["fifo"],
+        out,
+        "",
+        ".",
+        "..",
+        "%2e%2e",
     ]
     return [b"/alpha/v1/file/" + c.encode() for c in corpus] + [
         b"/alpha/v1/file/" + good.encode()[:-4] + b"\x00.png",  # a raw NUL byte
@@ -94,8 +137,7 @@ def attack_corpus(n: dict[str, str]) -> list[bytes]:
     ]
 
 
-def test_traversal_corpus_serves_nothing_outside(server: ServerThread, planted: dict[str, str],
-                                               tmp_path: Path) -> None:
+def test_traversal_corpus_serves_nothing_outside(server: ServerThread, planted: dict[str, str], tmp_path: Path) -> None:
     corpus = attack_corpus(planted)
     assert len(corpus) >= 30
     forbidden = [SECRET, (tmp_path / planted["outside_png"]).read_bytes(), b"root:x:0:0"]
@@ -170,8 +212,9 @@ def urllib_request_chunked(url: str, body: Iterator[bytes]) -> Reply:
     import urllib.error
     import urllib.request
 
-    request = urllib.request.Request(url, data=body, method="POST",
-                                     headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             return Reply(response.status, dict(response.headers), response.read())
@@ -192,12 +235,21 @@ def test_token_guards_every_endpoint(tmp_path: Path) -> None:
     with ServerThread(create_app(Generator(settings))) as server:
         good = hexname()
         server.app[STORE].save(good, png_with(b"x"))
-        requests = [("POST", "/alpha/v1/txt2img", b'{"prompt": "a cat"}'), ("GET", f"/alpha/v1/file/{good}", None),
-                    ("HEAD", f"/alpha/v1/file/{good}", None), ("GET", "/alpha/v1/health", None),
-                    ("GET", "/alpha/v1/openapi.json", None), ("GET", "/alpha/v1/nowhere", None)]
+        requests = [
+            ("POST", "/alpha/v1/txt2img", b'{"prompt": "a cat"}'),
+            ("GET", f"/alpha/v1/file/{good}", None),
+            ("HEAD", f"/alpha/v1/file/{good}", None),
+            ("GET", "/alpha/v1/health", None),
+            ("GET", "/alpha/v1/openapi.json", None),
+            ("GET", "/alpha/v1/nowhere", None),
+        ]
         for method, path, body in requests:
-            for headers in ({}, {"Authorization": "Bearer wrong-token-0123456789"}, {"Authorization": TOKEN},
-                            {"Authorization": f"Basic {TOKEN}"}):
+            for headers in (
+                {},
+                {"Authorization": "Bearer wrong-token-0123456789"},
+                {"Authorization": TOKEN},
+                {"Authorization": f"Basic {TOKEN}"},
+            ):
                 reply = http(method, server.url + path, body, headers)
                 assert reply.status == 401, (method, path, headers)
                 assert reply.headers["WWW-Authenticate"].startswith("Bearer")
@@ -213,15 +265,19 @@ def test_openapi_document_matches_the_routes(server: ServerThread) -> None:
     doc = http("GET", f"{server.url}/alpha/v1/openapi.json").json()
     sizes = server.app[GENERATOR].workflow.sizes
     assert doc == json.loads(json.dumps(openapi.document(token_required=False, sizes=sizes)))
-    routes = {(r.resource.canonical, r.method.lower()) for r in server.app.router.routes()  # type: ignore[union-attr]
-              if r.method != "*"}
+    routes = {
+        (r.resource.canonical, r.method.lower())  # type: ignore[union-attr]
+        for r in server.app.router.routes()
+        if r.method != "*"
+    }
     documented = {(path, method) for path, ops in doc["paths"].items() for method in ops}
     assert documented == routes
     assert set(doc["components"]["schemas"]["Error"]["properties"]["code"]["enum"]) == set(openapi.error_codes())
     schema = doc["paths"]["/alpha/v1/txt2img"]["post"]["requestBody"]["content"]["application/json"]["schema"]
     assert set(schema["properties"]) == {"prompt", "negative_prompt", "seed", "width", "height"}
-    assert {(w, h) for w in schema["properties"]["width"]["enum"] for h in schema["properties"]["height"]["enum"]
-            } >= set(sizes)
+    assert {
+        (w, h) for w in schema["properties"]["width"]["enum"] for h in schema["properties"]["height"]["enum"]
+    } >= set(sizes)
 
 
 def test_every_error_code_and_its_status_is_documented() -> None:

@@ -23,9 +23,15 @@ def test_summary_median_p90_min_max() -> None:
 
 
 def test_execution_seconds_from_history() -> None:
-    entry = {"status": {"messages": [["execution_start", {"timestamp": 1000}],
-                                     ["execution_cached", {"nodes": []}],
-                                     ["execution_success", {"timestamp": 3500}]]}}
+    entry = {
+        "status": {
+            "messages": [
+                ["execution_start", {"timestamp": 1000}],
+                ["execution_cached", {"nodes": []}],
+                ["execution_success", {"timestamp": 3500}],
+            ]
+        }
+    }
     assert execution_seconds(entry) == 2.5
     with pytest.raises(RuntimeError, match="no execution timestamps"):
         execution_seconds({"status": {"messages": [["execution_start", {"timestamp": 1}]]}})

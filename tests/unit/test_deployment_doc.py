@@ -9,8 +9,10 @@ import pytest
 from handler.paths import REPO
 
 DOC = (REPO / "DEPLOYMENT.md").read_text()
-CODE = "\n".join(path.read_text() for path in [*sorted((REPO / "handler").rglob("*.py")),
-                                                *sorted((REPO / "custom_nodes").rglob("*.py"))])
+CODE = "\n".join(
+    path.read_text()
+    for path in [*sorted((REPO / "handler").rglob("*.py")), *sorted((REPO / "custom_nodes").rglob("*.py"))]
+)
 
 # Fixed parts of the quoted lines, as they appear in the source (format strings cut at placeholders).
 QUOTED = [

@@ -139,10 +139,14 @@ def model_step() -> Instruction:
 
 # --- the base image and the interpreter -------------------------------------------------------------
 
+
 def test_parser_joins_continuations_and_drops_comments() -> None:
-    parsed = parse("# syntax=x\nFROM a:1 AS b\n\nRUN --mount=type=secret,id=t one \\\n  # note\n  two\nCMD [\"x\"]\n")
+    parsed = parse('# syntax=x\nFROM a:1 AS b\n\nRUN --mount=type=secret,id=t one \\\n  # note\n  two\nCMD ["x"]\n')
     assert [(i.keyword, i.flags, i.args, i.stage) for i in parsed] == [
-        ("FROM", (), "a:1 AS b", 0), ("RUN", ("--mount=type=secret,id=t",), "one two", 0), ("CMD", (), '["x"]', 0)]
+        ("FROM", (), "a:1 AS b", 0),
+        ("RUN", ("--mount=type=secret,id=t",), "one two", 0),
+        ("CMD", (), '["x"]', 0),
+    ]
 
 
 def test_base_image_is_cuda_pinned_by_digest_and_matches_torch() -> None:
@@ -181,6 +185,7 @@ def test_python_is_3_11_like_the_constraints() -> None:
 
 # --- every step is one CI runs too -------------------------------------------------------------------
 
+
 def test_ci_runs_setup_and_the_tests() -> None:
     assert "scripts/check.sh" in (REPO / ".ci" / "run").read_text()
     check = (REPO / "scripts" / "check.sh").read_text()
@@ -210,15 +215,17 @@ def test_install_targets_match_the_settings() -> None:
     assert option(comfy.args, "--target") == values["ALPHA_COMFYUI_DIR"]
     dest = option(model_step().args, "--dest")
     assert dest == values["ALPHA_MODELS_DIR"]
-    assert not dest.startswith(values["ALPHA_COMFYUI_DIR"] + "/"), \
+    assert not dest.startswith(values["ALPHA_COMFYUI_DIR"] + "/"), (
         "install_comfyui.py replaces the ComfyUI folder whole; keep the weights outside it"
+    )
     # bootstrap.sh runs .venv/bin/python from its own folder: the venv must be in WORKDIR.
     workdir = of("WORKDIR", FINAL_STAGE)[-1].args
     assert (workdir, values.get("ALPHA_PYTHON")) == ("/app", None)
-    assert '--venv' not in next(run.args for run, c in app_steps() if c == "scripts/install_requirements.sh")
+    assert "--venv" not in next(run.args for run, c in app_steps() if c == "scripts/install_requirements.sh")
 
 
 # --- the build context ----------------------------------------------------------------------------
+
 
 def dockerignore_patterns() -> list[tuple[bool, re.Pattern[str]]]:
     """(excluding?, regex) in file order; the last pattern that matches a path or a parent decides."""
@@ -258,8 +265,14 @@ def in_context(path: str, patterns: list[tuple[bool, re.Pattern[str]]]) -> bool:
 
 def repo_files() -> list[str]:
     """The files a fresh clone would have (tracked, plus new files git does not ignore)."""
-    listed = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"], cwd=REPO,
-                            capture_output=True, text=True, check=True, timeout=60).stdout
+    listed = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
     return sorted(path for path in listed.split("\0") if path and (REPO / path).is_file())
 
 
@@ -302,8 +315,12 @@ def test_every_copy_source_is_in_the_context_and_nothing_else_is() -> None:
 
 def test_the_fetcher_is_complete_before_the_model_step() -> None:
     step = model_step()
-    copied = [source for copy in of("COPY", FINAL_STAGE) if copy.line < step.line and not flag_values(copy, "from")
-              for source in copy.args.split()[:-1]]
+    copied = [
+        source
+        for copy in of("COPY", FINAL_STAGE)
+        if copy.line < step.line and not flag_values(copy, "from")
+        for source in copy.args.split()[:-1]
+    ]
     known = imports.modules()
     loaded = imports.loaded_by("handler.models.__main__")
     needed = {"pins/models.json"} | {str(known[module].relative_to(REPO)) for module in loaded}
@@ -332,10 +349,20 @@ def lay_out_app(root: Path, before_line: int | None = None) -> Path:
 
 def run_in(app: Path, *args: str, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Python in the laid-out /app, which must import nothing from this checkout."""
-    environ = {key: value for key, value in os.environ.items()
-               if key != "PYTHONPATH" and not key.startswith(("ALPHA_", "CIVITAI_", "HF_"))}
-    return subprocess.run([sys.executable, *args], cwd=app, capture_output=True, text=True, timeout=120,
-                          check=False, env={**environ, **(extra_env or {})})
+    environ = {
+        key: value
+        for key, value in os.environ.items()
+        if key != "PYTHONPATH" and not key.startswith(("ALPHA_", "CIVITAI_", "HF_"))
+    }
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=app,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**environ, **(extra_env or {})},
+    )
 
 
 def test_the_model_step_runs_on_what_is_copied_before_it(tmp_path: Path) -> None:
@@ -357,6 +384,7 @@ def test_the_image_app_imports_and_its_settings_are_valid(tmp_path: Path) -> Non
 
 # --- the model step ----------------------------------------------------------------------------------
 
+
 def test_model_step_reads_tokens_from_buildkit_secrets_only() -> None:
     step = model_step()
     mounts = flag_values(step, "mount")
@@ -374,9 +402,15 @@ def run_model_step(tmp_path: Path, bake: str) -> tuple[subprocess.CompletedProce
     stub.parent.mkdir(parents=True)
     stub.write_text('#!/bin/sh\necho "$* | $CIVITAI_TOKEN_FILE | $HF_TOKEN_FILE" >> "$CALLS"\n')
     stub.chmod(0o755)
-    done = subprocess.run(["/bin/sh", "-c", model_step().args], cwd=tmp_path, capture_output=True, text=True,
-                          timeout=30, check=False,
-                          env={"PATH": os.environ["PATH"], "BAKE_MODELS": bake, "CALLS": str(calls)})
+    done = subprocess.run(
+        ["/bin/sh", "-c", model_step().args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env={"PATH": os.environ["PATH"], "BAKE_MODELS": bake, "CALLS": str(calls)},
+    )
     return done, calls
 
 
@@ -387,8 +421,9 @@ def test_model_step_bakes_by_default(tmp_path: Path) -> None:
     done, calls = run_model_step(tmp_path, "1")
     assert done.returncode == 0, done.stderr
     dest = env()["ALPHA_MODELS_DIR"]
-    assert calls.read_text() == (f"-m handler.models fetch --dest {dest} | /run/secrets/civitai_token | "
-                                 "/run/secrets/hf_token\n")
+    assert calls.read_text() == (
+        f"-m handler.models fetch --dest {dest} | /run/secrets/civitai_token | /run/secrets/hf_token\n"
+    )
 
 
 def test_model_step_skips_with_bake_models_0(tmp_path: Path) -> None:
@@ -405,6 +440,7 @@ def test_model_step_refuses_other_values(tmp_path: Path) -> None:
 
 # --- the running container ---------------------------------------------------------------------------
 
+
 def test_no_exposed_ports() -> None:
     assert not of("EXPOSE")
 
@@ -418,6 +454,7 @@ def test_cmd_runs_bootstrap() -> None:
     assert cmd.stage == FINAL_STAGE and json.loads(cmd.args) == ["./bootstrap.sh"]
     assert not of("ENTRYPOINT")
     assert "bootstrap.sh" in copy_sources()
-    mode = subprocess.run(["git", "ls-files", "-s", "bootstrap.sh"], cwd=REPO, capture_output=True, text=True,
-                          check=True, timeout=30).stdout.split()[0]
+    mode = subprocess.run(
+        ["git", "ls-files", "-s", "bootstrap.sh"], cwd=REPO, capture_output=True, text=True, check=True, timeout=30
+    ).stdout.split()[0]
     assert mode == "100755", "bootstrap.sh must be executable in git: the image runs it directly"

@@ -39,9 +39,20 @@ def copies(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def probe(copies: dict[str, Path], fix: bool) -> dict[str, Any]:
     fix_dir = str(REPO / "custom_nodes" / "alpha_layerdiffuse_fix") if fix else "none"
-    done = subprocess.run([sys.executable, str(PROBE), str(copies["comfy"]), fix_dir,
-                           f"upstream={copies['upstream']}", f"pypi={copies['pypi']}"],
-                          capture_output=True, text=True, timeout=300, check=False)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(PROBE),
+            str(copies["comfy"]),
+            fix_dir,
+            f"upstream={copies['upstream']}",
+            f"pypi={copies['pypi']}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result

@@ -12,8 +12,18 @@ from tests import imports
 # Rank of each room: a module may import its own room or a lower rank, never a higher one.
 BOTTOM, ADAPTERS, CORE, OUTER = 0, 1, 2, 3
 CORE_MODULES = {"handler.generate", "handler.readiness", "handler.supervisor", "handler.gpucheck"}
-BOTTOM_MODULES = {"handler", "handler.paths", "handler.settings", "handler.setting_types", "handler.errors",
-                  "handler.deadline", "handler.logs", "handler.png", "handler.request", "handler.testmodels"}
+BOTTOM_MODULES = {
+    "handler",
+    "handler.paths",
+    "handler.settings",
+    "handler.setting_types",
+    "handler.errors",
+    "handler.deadline",
+    "handler.logs",
+    "handler.png",
+    "handler.request",
+    "handler.testmodels",
+}
 
 
 def room(module: str) -> tuple[str, int] | None:
@@ -64,21 +74,27 @@ def outward(importer: str, imported: str) -> str | None:
 
 
 def test_imports_point_inward() -> None:
-    broken = [f"{importer} -> {imported}: {why}"
-              for importer, targets in imports.graph().items() for imported in sorted(targets)
-              if (why := outward(importer, imported))]
+    broken = [
+        f"{importer} -> {imported}: {why}"
+        for importer, targets in imports.graph().items()
+        for imported in sorted(targets)
+        if (why := outward(importer, imported))
+    ]
     assert broken == []
 
 
-@pytest.mark.parametrize(("importer", "imported", "expected"), [
-    ("handler.generate", "handler.doors.alpha.server", "points outward"),
-    ("handler.settings", "handler.models.testmodels", "points outward"),
-    ("handler.doors.alpha.server", "handler.doors.runpod.worker", "crosses between outer rooms"),
-    ("handler.doors.runpod.worker", "handler.models.fetch", "crosses between outer rooms"),
-    ("handler.workflow.check", "handler.workflow.__main__", "imports an entry point"),
-    ("handler.doors.alpha.server", "handler.generate", None),
-    ("handler.__main__", "handler.doors.runpod.worker", None),
-])
+@pytest.mark.parametrize(
+    ("importer", "imported", "expected"),
+    [
+        ("handler.generate", "handler.doors.alpha.server", "points outward"),
+        ("handler.settings", "handler.models.testmodels", "points outward"),
+        ("handler.doors.alpha.server", "handler.doors.runpod.worker", "crosses between outer rooms"),
+        ("handler.doors.runpod.worker", "handler.models.fetch", "crosses between outer rooms"),
+        ("handler.workflow.check", "handler.workflow.__main__", "imports an entry point"),
+        ("handler.doors.alpha.server", "handler.generate", None),
+        ("handler.__main__", "handler.doors.runpod.worker", None),
+    ],
+)
 def test_the_rule_refuses_what_it_should(importer: str, imported: str, expected: str | None) -> None:
     why = outward(importer, imported)
     assert (why is None) if expected is None else (why is not None and expected in why)

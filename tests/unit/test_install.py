@@ -25,15 +25,24 @@ def wheel() -> Path:
     return ic.fetch_wheel(json.loads(PINS.read_text())["offline_source"], None, CACHE)
 
 
-def install(target: Path, source: str = "wheel", *, pins: Path = PINS, lock: Path = LOCK,
-            wheel: Path | None = None, force: bool = False) -> bool:
-    return ic.install(source, target, pins_path=pins, lock_path=lock, own_root=OWN, wheel=wheel, cache=CACHE,
-                      force=force)
+def install(
+    target: Path,
+    source: str = "wheel",
+    *,
+    pins: Path = PINS,
+    lock: Path = LOCK,
+    wheel: Path | None = None,
+    force: bool = False,
+) -> bool:
+    return ic.install(
+        source, target, pins_path=pins, lock_path=lock, own_root=OWN, wheel=wheel, cache=CACHE, force=force
+    )
 
 
 def git(*args: str, cwd: Path) -> str:
-    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True,
-                          capture_output=True, text=True).stdout.strip()
+    return subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, check=True, capture_output=True, text=True
+    ).stdout.strip()
 
 
 def make_repo(path: Path) -> str:
@@ -63,8 +72,9 @@ def test_wheel_layout(wheel_install: Path, wheel: Path) -> None:
         assert ic.sha256_file(node / rel) == digest
     # The upstream calls come back: the fix pack, not an edited copy, makes them work.
     assert ".join_image_with_alpha(image, alpha)" in (node / "layered_diffusion.py").read_text()
-    assert (wheel_install / "custom_nodes" / "alpha_layerdiffuse_fix" / "compat.py").read_bytes() == \
-        (OWN / "alpha_layerdiffuse_fix" / "compat.py").read_bytes()
+    assert (wheel_install / "custom_nodes" / "alpha_layerdiffuse_fix" / "compat.py").read_bytes() == (
+        OWN / "alpha_layerdiffuse_fix" / "compat.py"
+    ).read_bytes()
     assert install(wheel_install, wheel=wheel) is False, "a second run with the same pins is a no-op"
 
 

@@ -28,8 +28,15 @@ def checkout(tmp_path: Path) -> Path:
 
 
 def install(checkout: Path, *args: str, python: str = sys.executable) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(checkout / "scripts" / SCRIPT.name), *args], cwd="/", capture_output=True, text=True,
-                          timeout=300, check=False, env={**os.environ, "PYTHON": python})
+    return subprocess.run(
+        [str(checkout / "scripts" / SCRIPT.name), *args],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env={**os.environ, "PYTHON": python},
+    )
 
 
 def stamps(venv: Path) -> list[str]:

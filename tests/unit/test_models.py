@@ -148,10 +148,23 @@ def quick(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
 
 
-def entry(name: str, body: bytes | None, urls: list[Any], *, folder: str = "layer_model", auth: str | None = None,
-          size: bool = True) -> dict[str, Any]:
-    return {"name": name, "folder": folder, "size": len(body) if body is not None and size else None,
-            "sha256": sha(body) if body is not None else None, "urls": urls, "auth": auth}
+def entry(
+    name: str,
+    body: bytes | None,
+    urls: list[Any],
+    *,
+    folder: str = "layer_model",
+    auth: str | None = None,
+    size: bool = True,
+) -> dict[str, Any]:
+    return {
+        "name": name,
+        "folder": folder,
+        "size": len(body) if body is not None and size else None,
+        "sha256": sha(body) if body is not None else None,
+        "urls": urls,
+        "auth": auth,
+    }
 
 
 def manifest(tmp_path: Path, *entries: dict[str, Any]) -> Path:
@@ -164,12 +177,16 @@ def run(command: str, path: Path, dest: Path, settings: Settings = FAST, *extra:
     return models.main([command, "--manifest", str(path), "--dest", str(dest), *extra], settings=settings)
 
 
-def test_fetch_downloads_verifies_and_renames(server: FileServer, tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_fetch_downloads_verifies_and_renames(
+    server: FileServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     a, b = blob(1), blob(2, 200_000)
     server.files.update({"a.bin": Served(a), "b.bin": Served(b)})
-    path = manifest(tmp_path, entry("a.bin", a, [server.url("a.bin")], folder="checkpoints"),
-                    entry("b.bin", b, [server.url("b.bin")]))
+    path = manifest(
+        tmp_path,
+        entry("a.bin", a, [server.url("a.bin")], folder="checkpoints"),
+        entry("b.bin", b, [server.url("b.bin")]),
+    )
     dest = tmp_path / "models"
     assert run("fetch", path, dest) == 0
     assert (dest / "checkpoints" / "a.bin").read_bytes() == a
@@ -180,8 +197,9 @@ def test_fetch_downloads_verifies_and_renames(server: FileServer, tmp_path: Path
     assert [seen.range for seen in server.seen] == [None, None]
 
 
-def test_checksum_mismatch_fails_and_leaves_nothing(server: FileServer, tmp_path: Path,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_checksum_mismatch_fails_and_leaves_nothing(
+    server: FileServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     served, pinned = blob(3), blob(4)
     server.files["m.bin"] = Served(served)
     path = manifest(tmp_path, entry("m.bin", pinned, [server.url("m.bin")]))
@@ -193,9 +211,9 @@ def test_checksum_mismatch_fails_and_leaves_nothing(server: FileServer, tmp_path
     assert f"expected {sha(pinned)}, got {sha(served)}" in out
 
 
-def test_token_is_required_sent_and_never_logged(server: FileServer, tmp_path: Path,
-                                                 caplog: pytest.LogCaptureFixture,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_token_is_required_sent_and_never_logged(
+    server: FileServer, tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
     caplog.set_level(logging.DEBUG)
     body = blob(5)
     server.files["t.bin"] = Served(body, token=TOKEN)
@@ -234,8 +252,9 @@ def test_refused_token_and_token_file(server: FileServer, tmp_path: Path, capsys
 
 def test_token_is_not_forwarded_to_another_host(server: FileServer, tmp_path: Path) -> None:
     body = blob(7)
-    server.files.update({"r.bin": Served(body, redirect=server.url("cdn.bin", host="localhost")),
-                         "cdn.bin": Served(body)})
+    server.files.update(
+        {"r.bin": Served(body, redirect=server.url("cdn.bin", host="localhost")), "cdn.bin": Served(body)}
+    )
     path = manifest(tmp_path, entry("r.bin", body, [server.url("r.bin")], auth="civitai"))
     assert run("fetch", path, tmp_path, FAST.replace(civitai_token=TOKEN)) == 0
     assert (tmp_path / "layer_model" / "r.bin").read_bytes() == body
@@ -253,15 +272,19 @@ def test_truncated_bodies_are_retried_by_resuming(server: FileServer, tmp_path: 
     assert sum(s.sent for s in seen) == len(body)  # nothing was transferred twice
 
 
-def test_endless_truncation_and_5xx_fail_clearly(server: FileServer, tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_endless_truncation_and_5xx_fail_clearly(
+    server: FileServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     body = blob(9)
     server.files.update({"c.bin": Served(body, truncate=99), "e.bin": Served(body, fail=99)})
     path = manifest(tmp_path, entry("c.bin", body, [server.url("c.bin")]), entry("e.bin", body, [server.url("e.bin")]))
     assert run("fetch", path, tmp_path) == 1
     out = capsys.readouterr().out
-    assert re.search(r"FAILED +layer_model/c.bin: 127.0.0.1:\d+: gave up after 3 attempts; "
-                     r"last: the body was cut off at byte \d+ of 300000", out)
+    assert re.search(
+        r"FAILED +layer_model/c.bin: 127.0.0.1:\d+: gave up after 3 attempts; "
+        r"last: the body was cut off at byte \d+ of 300000",
+        out,
+    )
     assert "FAILED    layer_model/e.bin" in out and "last: HTTP 503" in out
     assert len(server.requests("c.bin")) == 3 and len(server.requests("e.bin")) == 3
     assert not (tmp_path / "layer_model" / "c.bin").exists()
@@ -319,15 +342,15 @@ def test_complete_part_with_unknown_size_is_not_downloaded_again(server: FileSer
     assert [(s.range, s.sent) for s in server.seen] == [(f"bytes={len(body)}-", 0)]  # answered 416
 
 
-def test_present_files_are_verified_not_downloaded(server: FileServer, tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_present_files_are_verified_not_downloaded(
+    server: FileServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     good, wrong = blob(14), blob(15)
     server.files.update({"g.bin": Served(good), "w.bin": Served(good)})
     (tmp_path / "layer_model").mkdir()
     (tmp_path / "layer_model" / "g.bin").write_bytes(good)
     (tmp_path / "layer_model" / "w.bin").write_bytes(wrong)
-    path = manifest(tmp_path, entry("g.bin", good, [server.url("g.bin")]),
-                    entry("w.bin", good, [server.url("w.bin")]))
+    path = manifest(tmp_path, entry("g.bin", good, [server.url("g.bin")]), entry("w.bin", good, [server.url("w.bin")]))
     assert run("fetch", path, tmp_path) == 1
     assert server.seen == []
     out = capsys.readouterr().out
@@ -340,9 +363,13 @@ def test_present_files_are_verified_not_downloaded(server: FileServer, tmp_path:
 def test_check_reports_missing_and_corrupt_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ok, missing, corrupt, short = blob(16), blob(17), blob(18), blob(19)
     nowhere = "http://127.0.0.1:9/never"
-    path = manifest(tmp_path, entry("ok.bin", ok, [nowhere], folder="checkpoints"),
-                    entry("missing.bin", missing, [nowhere]), entry("corrupt.bin", corrupt, [nowhere]),
-                    entry("short.bin", short, [nowhere]))
+    path = manifest(
+        tmp_path,
+        entry("ok.bin", ok, [nowhere], folder="checkpoints"),
+        entry("missing.bin", missing, [nowhere]),
+        entry("corrupt.bin", corrupt, [nowhere]),
+        entry("short.bin", short, [nowhere]),
+    )
     dest = tmp_path / "volume"
     (dest / "checkpoints").mkdir(parents=True)
     (dest / "layer_model").mkdir()
@@ -358,8 +385,9 @@ def test_check_reports_missing_and_corrupt_files(tmp_path: Path, capsys: pytest.
     assert run("check", path, dest, FAST, "--only", "ok.bin") == 0
 
 
-def test_unknown_sha256_is_reported_for_pinning(server: FileServer, tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_sha256_is_reported_for_pinning(
+    server: FileServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     body = blob(20)
     server.files["u.bin"] = Served(body)
     unpinned = {**entry("u.bin", body, [server.url("u.bin")]), "sha256": None, "size": None}
@@ -374,19 +402,28 @@ def test_unknown_sha256_is_reported_for_pinning(server: FileServer, tmp_path: Pa
 
 def test_next_url_is_tried_when_one_fails(server: FileServer, tmp_path: Path) -> None:
     body = blob(21)
-    server.files.update({"gone.bin": Served(body, status=404), "html.bin": Served(body, content_type="text/html"),
-                         "mirror.bin": Served(body)})
+    server.files.update(
+        {
+            "gone.bin": Served(body, status=404),
+            "html.bin": Served(body, content_type="text/html"),
+            "mirror.bin": Served(body),
+        }
+    )
     urls = [server.url("gone.bin"), server.url("html.bin"), {"url": server.url("mirror.bin"), "auth": "huggingface"}]
     path = manifest(tmp_path, entry("f.bin", body, urls, auth="civitai"))
     settings = FAST.replace(civitai_token=TOKEN, hf_token="hf-other")
     assert run("fetch", path, tmp_path, settings) == 0
     assert (tmp_path / "layer_model" / "f.bin").read_bytes() == body
     assert [(s.name, s.authorization) for s in server.seen] == [
-        ("gone.bin", f"Bearer {TOKEN}"), ("html.bin", f"Bearer {TOKEN}"), ("mirror.bin", "Bearer hf-other")]
+        ("gone.bin", f"Bearer {TOKEN}"),
+        ("html.bin", f"Bearer {TOKEN}"),
+        ("mirror.bin", "Bearer hf-other"),
+    ]
 
 
-def test_local_write_errors_fail_without_trying_other_urls(server: FileServer, tmp_path: Path,
-                                                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_local_write_errors_fail_without_trying_other_urls(
+    server: FileServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     body = blob(24)
     server.files["w.bin"] = Served(body)
     (tmp_path / "layer_model").write_text("a file where the folder should be")
@@ -396,8 +433,9 @@ def test_local_write_errors_fail_without_trying_other_urls(server: FileServer, t
     assert server.seen == []
 
 
-def test_announced_size_mismatch_fails_before_the_body(server: FileServer, tmp_path: Path,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_announced_size_mismatch_fails_before_the_body(
+    server: FileServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     body = blob(22)
     server.files["s.bin"] = Served(body)
     path = manifest(tmp_path, {**entry("s.bin", body, [server.url("s.bin")]), "size": len(body) + 1})
@@ -406,14 +444,17 @@ def test_announced_size_mismatch_fails_before_the_body(server: FileServer, tmp_p
     assert len(server.seen) == 1
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"sha256": "ABC"}, "sha256 must be 64 lowercase hex digits"),
-    ({"name": "../x"}, "name must be a plain file"),
-    ({"auth": "github"}, "auth must be one of"),
-    ({"urls": []}, "urls must be a non-empty list"),
-    ({"urls": ["ftp://x"]}, "http(s) URL"),
-    ({"size": -1}, "size must be a positive number"),
-])
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"sha256": "ABC"}, "sha256 must be 64 lowercase hex digits"),
+        ({"name": "../x"}, "name must be a plain file"),
+        ({"auth": "github"}, "auth must be one of"),
+        ({"urls": []}, "urls must be a non-empty list"),
+        ({"urls": ["ftp://x"]}, "http(s) URL"),
+        ({"size": -1}, "size must be a positive number"),
+    ],
+)
 def test_bad_manifest_entries_are_refused(tmp_path: Path, change: dict[str, Any], message: str) -> None:
     path = manifest(tmp_path, {**entry("a.bin", b"a", ["https://example.invalid/a"]), **change})
     with pytest.raises(ManifestError, match=re.escape(message)):
@@ -423,9 +464,11 @@ def test_bad_manifest_entries_are_refused(tmp_path: Path, change: dict[str, Any]
 
 def test_the_shipped_manifest_loads() -> None:
     entries = {entry.label: entry for entry in load() if not entry.optional}
-    assert set(entries) == {"checkpoints/juggernautXL_version6Rundiffusion.safetensors",
-                            "layer_model/layer_xl_transparent_attn.safetensors",
-                            "layer_model/vae_transparent_decoder.safetensors"}
+    assert set(entries) == {
+        "checkpoints/juggernautXL_version6Rundiffusion.safetensors",
+        "layer_model/layer_xl_transparent_attn.safetensors",
+        "layer_model/vae_transparent_decoder.safetensors",
+    }
     jugg = entries["checkpoints/juggernautXL_version6Rundiffusion.safetensors"]
     assert jugg.sources[0].url == "https://civitai.com/api/download/models/198530"
     assert jugg.sources[0].auth == "civitai"

@@ -51,16 +51,26 @@ def s3() -> Iterator[tuple[FakeS3, ServerThread]]:
 
 
 def bucket_settings(server: ServerThread, **changes: Any) -> Settings:
-    return Settings().replace(bucket_endpoint_url=server.url, bucket_access_key_id=KEY_ID,
-                              bucket_secret_access_key=SECRET, bucket_name="alpha-results", **changes)
+    return Settings().replace(
+        bucket_endpoint_url=server.url,
+        bucket_access_key_id=KEY_ID,
+        bucket_secret_access_key=SECRET,
+        bucket_name="alpha-results",
+        **changes,
+    )
 
 
 def test_an_output_under_the_limit_carries_the_image_twice() -> None:
     data = png_bytes()
     output = success_output(result(data), Settings(), "job-1")
     encoded = base64.b64encode(data).decode()
-    assert output == {"status": "success", "url": f"data:image/png;base64,{encoded}", "image_base64": encoded,
-                      "filename": FILENAME, "info": {"seed": 1}}
+    assert output == {
+        "status": "success",
+        "url": f"data:image/png;base64,{encoded}",
+        "image_base64": encoded,
+        "filename": FILENAME,
+        "info": {"seed": 1},
+    }
     assert output_size(output) == len(json.dumps({"output": output}, ensure_ascii=False).encode())
 
 
@@ -82,9 +92,11 @@ def test_over_the_limit_without_a_bucket_is_output_too_large() -> None:
     with pytest.raises(OutputTooLarge) as caught:
         success_output(result(data), Settings(max_output_bytes=limit), "job-1")
     assert caught.value.code == "output_too_large"
-    assert caught.value.message == (f"the output is {size} bytes (a {len(data)}-byte PNG, sent twice as base64); "
-                                    f"the limit is {limit} bytes (ALPHA_MAX_OUTPUT_BYTES); set BUCKET_ENDPOINT_URL "
-                                    "and the other bucket settings to upload large images instead")
+    assert caught.value.message == (
+        f"the output is {size} bytes (a {len(data)}-byte PNG, sent twice as base64); "
+        f"the limit is {limit} bytes (ALPHA_MAX_OUTPUT_BYTES); set BUCKET_ENDPOINT_URL "
+        "and the other bucket settings to upload large images instead"
+    )
     assert success_output(result(data), Settings(max_output_bytes=size), "job-1") == full, "the limit is inclusive"
 
 
@@ -98,8 +110,9 @@ def test_an_empty_png_never_succeeds() -> None:
         success_output(result(b""), Settings(), "job-1")
 
 
-def test_over_the_limit_with_a_bucket_uploads_and_returns_the_url(s3: tuple[FakeS3, ServerThread],
-                                                                 caplog: pytest.LogCaptureFixture) -> None:
+def test_over_the_limit_with_a_bucket_uploads_and_returns_the_url(
+    s3: tuple[FakeS3, ServerThread], caplog: pytest.LogCaptureFixture
+) -> None:
     fake, server = s3
     data = png_bytes(256)
     caplog.set_level(logging.DEBUG)
@@ -142,7 +155,8 @@ def test_a_refused_upload_is_upload_failed(s3: tuple[FakeS3, ServerThread]) -> N
         success_output(result(), bucket_settings(server, max_output_bytes=4096), "job-1")
     message = caught.value.message
     assert caught.value.code == "upload_failed" and message.startswith(
-        f"the upload of job-1/{FILENAME} to bucket alpha-results at {server.url} failed: ")
+        f"the upload of job-1/{FILENAME} to bucket alpha-results at {server.url} failed: "
+    )
     assert "AccessDenied" in message and SECRET not in message
 
 
@@ -153,11 +167,11 @@ def test_a_hung_upload_fails_at_its_deadline(s3: tuple[FakeS3, ServerThread]) ->
         success_output(result(), bucket_settings(server, max_output_bytes=4096, bucket_timeout_s=0.5), "job-1")
 
 
-def test_without_boto3_the_upload_fails_clearly(s3: tuple[FakeS3, ServerThread],
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_boto3_the_upload_fails_clearly(
+    s3: tuple[FakeS3, ServerThread], monkeypatch: pytest.MonkeyPatch
+) -> None:
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "boto3"
-                        else real(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "boto3" else real(name, *a))
     with pytest.raises(UploadFailed, match="boto3, which the RunPod SDK's upload helper needs, is not installed"):
         success_output(result(), bucket_settings(s3[1], max_output_bytes=4096), "job-1")
     assert s3[0].requests == []

@@ -28,7 +28,7 @@ def coverage_png(size: int, transparent: int, opaque: int) -> bytes:
     """A size x size RGBA PNG whose alpha has exactly this many 0 and 255 pixels; the rest are 128."""
     alpha = np.full(size * size, 128, dtype=np.uint8)
     alpha[:transparent] = 0
-    alpha[transparent:transparent + opaque] = 255
+    alpha[transparent : transparent + opaque] = 255
     image = Image.fromarray(np.dstack([np.full((size, size, 3), 90, np.uint8), alpha.reshape(size, size)]), "RGBA")
     out = io.BytesIO()
     image.save(out, format="PNG")
@@ -42,11 +42,14 @@ def test_varied_alpha_passes_with_stats() -> None:
     assert stats.alpha_mean == pytest.approx((255 * 3 + 256) / 8, abs=1e-3)
 
 
-@pytest.mark.parametrize(("alpha", "words"), [
-    ([255] * 8, "alpha is 100% opaque: 8 of 8 pixels (threshold 99.9%"),
-    ([0] * 8, "alpha is 100% transparent: 8 of 8 pixels (threshold 99.9%"),
-    ([77] * 8, "alpha is constant 77 (8 pixels)"),
-])
+@pytest.mark.parametrize(
+    ("alpha", "words"),
+    [
+        ([255] * 8, "alpha is 100% opaque: 8 of 8 pixels (threshold 99.9%"),
+        ([0] * 8, "alpha is 100% transparent: 8 of 8 pixels (threshold 99.9%"),
+        ([77] * 8, "alpha is constant 77 (8 pixels)"),
+    ],
+)
 def test_constant_alpha_fails(alpha: list[int], words: str) -> None:
     with pytest.raises(TransparencyError) as caught:
         check_rgba(png("RGBA", alpha), max_uniform=DEFAULT)
@@ -54,36 +57,44 @@ def test_constant_alpha_fails(alpha: list[int], words: str) -> None:
     assert caught.value.code == "transparency_failed"
 
 
-@pytest.mark.parametrize(("alpha", "words"), [([255] * 8, "100% opaque"), ([0] * 8, "100% transparent"),
-                                              ([5] * 8, "constant 5")])
+@pytest.mark.parametrize(
+    ("alpha", "words"), [([255] * 8, "100% opaque"), ([0] * 8, "100% transparent"), ([5] * 8, "constant 5")]
+)
 def test_a_threshold_of_1_still_refuses_a_constant_alpha(alpha: list[int], words: str) -> None:
     with pytest.raises(TransparencyError, match=words):
         check_rgba(png("RGBA", alpha), max_uniform=1.0)
 
 
-@pytest.mark.parametrize(("transparent", "opaque", "state", "share"), [
-    (0, 9_999, "opaque", "99.99% opaque: 9999 of 10000"),
-    (9_995, 5, "transparent", "99.95% transparent: 9995 of 10000"),
-    (9_991, 0, "transparent", "99.91% transparent: 9991 of 10000"),
-])
-def test_nearly_uniform_alpha_fails_with_the_coverage(transparent: int, opaque: int, state: str,
-                                                      share: str) -> None:
+@pytest.mark.parametrize(
+    ("transparent", "opaque", "state", "share"),
+    [
+        (0, 9_999, "opaque", "99.99% opaque: 9999 of 10000"),
+        (9_995, 5, "transparent", "99.95% transparent: 9995 of 10000"),
+        (9_991, 0, "transparent", "99.91% transparent: 9991 of 10000"),
+    ],
+)
+def test_nearly_uniform_alpha_fails_with_the_coverage(transparent: int, opaque: int, state: str, share: str) -> None:
     data = coverage_png(100, transparent, opaque)
     with pytest.raises(TransparencyError) as caught:
         check_rgba(data, max_uniform=0.999)
-    assert caught.value.message == (f"the output's alpha is {share} pixels (threshold 99.9%, "
-                                    "ALPHA_MAX_UNIFORM_ALPHA): LayerDiffuse did not take effect")
+    assert caught.value.message == (
+        f"the output's alpha is {share} pixels (threshold 99.9%, "
+        "ALPHA_MAX_UNIFORM_ALPHA): LayerDiffuse did not take effect"
+    )
     # The same image passes a looser threshold: the figure, not the image, decides.
     assert check_rgba(data, max_uniform=0.9999 if state == "transparent" else 1.0).width == 100
 
 
-@pytest.mark.parametrize(("transparent", "opaque"), [
-    (9_990, 0),  # exactly at the threshold: allowed
-    (9_500, 300),  # a small object on a big transparent background (95% transparent)
-    (6_000, 3_990),  # a cut-out: mostly background, a solid object, a few soft edge pixels
-    (400, 200),  # the test models: about 4% transparent, 2% opaque
-    (0, 9_990),  # an almost-filled frame with a soft border
-])
+@pytest.mark.parametrize(
+    ("transparent", "opaque"),
+    [
+        (9_990, 0),  # exactly at the threshold: allowed
+        (9_500, 300),  # a small object on a big transparent background (95% transparent)
+        (6_000, 3_990),  # a cut-out: mostly background, a solid object, a few soft edge pixels
+        (400, 200),  # the test models: about 4% transparent, 2% opaque
+        (0, 9_990),  # an almost-filled frame with a soft border
+    ],
+)
 def test_normal_cut_outs_pass_the_default(transparent: int, opaque: int) -> None:
     stats = check_rgba(coverage_png(100, transparent, opaque), max_uniform=DEFAULT)
     assert (stats.transparent, stats.opaque) == (transparent / 10_000, opaque / 10_000)
@@ -95,21 +106,32 @@ def test_the_default_threshold_passes_one_object_in_a_thousand() -> None:
     size = 1024 * 1024
     assert DEFAULT == 0.999
     check_rgba(coverage_png(1024, size - 1049, 1049), max_uniform=DEFAULT)
-    with pytest.raises(TransparencyError, match=r"alpha is 99\.90005% transparent: 1047528 of 1048576 pixels "
-                                                r"\(threshold 99\.9%"):
+    with pytest.raises(
+        TransparencyError,
+        match=r"alpha is 99\.90005% transparent: 1047528 of 1048576 pixels "
+        r"\(threshold 99\.9%",
+    ):
         check_rgba(coverage_png(1024, size - 1048, 1048), max_uniform=DEFAULT)
 
 
-@pytest.mark.parametrize(("fraction", "shown"), [(0.999, "99.9"), (1.0, "100"), (0.99999999, "99.9999"),
-                                                 (0.5, "50"), (0.0, "0"), (0.12345678, "12.3456")])
+@pytest.mark.parametrize(
+    ("fraction", "shown"),
+    [(0.999, "99.9"), (1.0, "100"), (0.99999999, "99.9999"), (0.5, "50"), (0.0, "0"), (0.12345678, "12.3456")],
+)
 def test_percent_rounds_down(fraction: float, shown: str) -> None:
     assert percent(fraction) == shown
 
 
-@pytest.mark.parametrize(("data", "words"), [(png("RGB"), "RGB, not RGBA"), (png("L"), "L, not RGBA"),
-                                             (png("RGB", fmt="JPEG"), "JPEG, not PNG"),
-                                             (b"\x89PNG\r\n\x1a\n garbage", "not a readable image"),
-                                             (b"", "not a readable image")])
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (png("RGB"), "RGB, not RGBA"),
+        (png("L"), "L, not RGBA"),
+        (png("RGB", fmt="JPEG"), "JPEG, not PNG"),
+        (b"\x89PNG\r\n\x1a\n garbage", "not a readable image"),
+        (b"", "not a readable image"),
+    ],
+)
 def test_not_an_rgba_png(data: bytes, words: str) -> None:
     with pytest.raises(OutputError, match=words) as caught:
         check_rgba(data, max_uniform=DEFAULT)

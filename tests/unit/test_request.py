@@ -41,8 +41,11 @@ def test_the_production_sizes_are_sdxl_buckets() -> None:
 @pytest.mark.parametrize("size", [(1000, 1000), (512, 512), (1024, 768)])
 def test_sizes_the_workflow_does_not_declare(size: tuple[int, int]) -> None:
     Request.parse({"prompt": "x", "width": size[0], "height": size[1]})  # the shape is fine
-    with pytest.raises(InputError, match=rf"size {size[0]}x{size[1]} \('width' x 'height'\) is not allowed; "
-                       "allowed sizes: 1024x1024, ") as caught:
+    with pytest.raises(
+        InputError,
+        match=rf"size {size[0]}x{size[1]} \('width' x 'height'\) is not allowed; "
+        "allowed sizes: 1024x1024, ",
+    ) as caught:
         check_size(size[0], size[1], SIZES)
     assert caught.value.field == "width"
 

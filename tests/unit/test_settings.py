@@ -17,9 +17,15 @@ def test_fields_match_specs_and_defaults() -> None:
 
 
 def test_values_are_converted() -> None:
-    s = Settings.from_env({"ALPHA_COMFYUI_PORT": "9000", "ALPHA_TEST_MODELS": "yes",
-                           "ALPHA_COMFYUI_ARGS": "--highvram --preview-method 'none'",
-                           "ALPHA_JOB_TIMEOUT_S": "12.5", "ALPHA_MODELS_DIR": "/tmp/m"})
+    s = Settings.from_env(
+        {
+            "ALPHA_COMFYUI_PORT": "9000",
+            "ALPHA_TEST_MODELS": "yes",
+            "ALPHA_COMFYUI_ARGS": "--highvram --preview-method 'none'",
+            "ALPHA_JOB_TIMEOUT_S": "12.5",
+            "ALPHA_MODELS_DIR": "/tmp/m",
+        }
+    )
     assert s.comfyui_port == 9000 and s.test_models is True
     assert s.comfyui_args == ("--highvram", "--preview-method", "none")
     assert s.job_timeout_s == 12.5 and s.models_dir == Path("/tmp/m")
@@ -41,20 +47,41 @@ def test_round_trip_through_env() -> None:
     assert Settings.from_env(s.to_env()) == s
 
 
-@pytest.mark.parametrize(("env", "value"), [
-    ("ALPHA_COMFYUI_PORT", "http"), ("ALPHA_COMFYUI_PORT", "70000"), ("ALPHA_TEST_MODELS", "maybe"),
-    ("ALPHA_JOB_TIMEOUT_S", "0"), ("ALPHA_JOB_TIMEOUT_S", "soon"), ("ALPHA_JOB_TIMEOUT_S", "nan"),
-    ("ALPHA_DEVICE", "tpu"),
-    ("ALPHA_TEST_SIZE", "100"), ("ALPHA_LOG_LEVEL", "LOUD"), ("ALPHA_WORKFLOW", " "),
-    ("ALPHA_SERVE_HOST", "example.com"), ("ALPHA_SERVE_TOKEN", "short"), ("ALPHA_SERVE_TOKEN", "has a space in it!!"),
-    ("ALPHA_SERVE_MAX_AGE_DAYS", "-1"), ("ALPHA_SERVE_MAX_FILES", "0"), ("ALPHA_SERVE_MAX_BODY_BYTES", "10"),
-    ("ALPHA_FETCH_ATTEMPTS", "0"), ("CIVITAI_TOKEN", "two words"),
-    ("ALPHA_MAX_UNIFORM_ALPHA", "0.4"), ("ALPHA_MAX_UNIFORM_ALPHA", "1.01"), ("ALPHA_MAX_UNIFORM_ALPHA", "nan"),
-    ("ALPHA_MAX_OUTPUT_BYTES", "100"), ("ALPHA_MAX_OUTPUT_BYTES", "30000000"),
-    ("BUCKET_ENDPOINT_URL", "s3.amazonaws.com"), ("BUCKET_ENDPOINT_URL", "ftp://host"),
-    ("BUCKET_ENDPOINT_URL", "https://"), ("ALPHA_BUCKET_NAME", "Results_2024"), ("ALPHA_BUCKET_NAME", "ab"),
-    ("ALPHA_BUCKET_TIMEOUT_S", "0"), ("BUCKET_SECRET_ACCESS_KEY", "has space"),
-])
+@pytest.mark.parametrize(
+    ("env", "value"),
+    [
+        ("ALPHA_COMFYUI_PORT", "http"),
+        ("ALPHA_COMFYUI_PORT", "70000"),
+        ("ALPHA_TEST_MODELS", "maybe"),
+        ("ALPHA_JOB_TIMEOUT_S", "0"),
+        ("ALPHA_JOB_TIMEOUT_S", "soon"),
+        ("ALPHA_JOB_TIMEOUT_S", "nan"),
+        ("ALPHA_DEVICE", "tpu"),
+        ("ALPHA_TEST_SIZE", "100"),
+        ("ALPHA_LOG_LEVEL", "LOUD"),
+        ("ALPHA_WORKFLOW", " "),
+        ("ALPHA_SERVE_HOST", "example.com"),
+        ("ALPHA_SERVE_TOKEN", "short"),
+        ("ALPHA_SERVE_TOKEN", "has a space in it!!"),
+        ("ALPHA_SERVE_MAX_AGE_DAYS", "-1"),
+        ("ALPHA_SERVE_MAX_FILES", "0"),
+        ("ALPHA_SERVE_MAX_BODY_BYTES", "10"),
+        ("ALPHA_FETCH_ATTEMPTS", "0"),
+        ("CIVITAI_TOKEN", "two words"),
+        ("ALPHA_MAX_UNIFORM_ALPHA", "0.4"),
+        ("ALPHA_MAX_UNIFORM_ALPHA", "1.01"),
+        ("ALPHA_MAX_UNIFORM_ALPHA", "nan"),
+        ("ALPHA_MAX_OUTPUT_BYTES", "100"),
+        ("ALPHA_MAX_OUTPUT_BYTES", "30000000"),
+        ("BUCKET_ENDPOINT_URL", "s3.amazonaws.com"),
+        ("BUCKET_ENDPOINT_URL", "ftp://host"),
+        ("BUCKET_ENDPOINT_URL", "https://"),
+        ("ALPHA_BUCKET_NAME", "Results_2024"),
+        ("ALPHA_BUCKET_NAME", "ab"),
+        ("ALPHA_BUCKET_TIMEOUT_S", "0"),
+        ("BUCKET_SECRET_ACCESS_KEY", "has space"),
+    ],
+)
 def test_bad_values_name_the_variable(env: str, value: str) -> None:
     with pytest.raises(SettingsError, match=f"^{env}=.*: expected ") as caught:
         Settings.from_env({env: value})
@@ -94,8 +121,12 @@ def test_serve_defaults_are_loopback() -> None:
     assert Settings(serve_host="::1").serve_is_loopback and Settings(serve_host="localhost").serve_is_loopback
 
 
-BUCKET_ENV = {"BUCKET_ENDPOINT_URL": "https://acct.r2.cloudflarestorage.com/", "BUCKET_ACCESS_KEY_ID": "AKID123",
-              "BUCKET_SECRET_ACCESS_KEY": "bucket-secret-4", "ALPHA_BUCKET_NAME": "alpha-results"}
+BUCKET_ENV = {
+    "BUCKET_ENDPOINT_URL": "https://acct.r2.cloudflarestorage.com/",
+    "BUCKET_ACCESS_KEY_ID": "AKID123",
+    "BUCKET_SECRET_ACCESS_KEY": "bucket-secret-4",
+    "ALPHA_BUCKET_NAME": "alpha-results",
+}
 
 
 def test_output_guard_defaults() -> None:
@@ -109,15 +140,19 @@ def test_a_bucket_needs_all_its_settings(monkeypatch: pytest.MonkeyPatch, capsys
     assert s.bucket_configured and s.bucket_endpoint_url == "https://acct.r2.cloudflarestorage.com"
     assert "bucket-secret-4" not in repr(s) and "AKID123" in repr(s)
     assert Settings.from_env(s.to_env()) == s
-    with pytest.raises(SettingsError, match=r"^BUCKET_ENDPOINT_URL is set, so BUCKET_SECRET_ACCESS_KEY and "
-                                            r"ALPHA_BUCKET_NAME must be set too$"):
+    with pytest.raises(
+        SettingsError,
+        match=r"^BUCKET_ENDPOINT_URL is set, so BUCKET_SECRET_ACCESS_KEY and "
+        r"ALPHA_BUCKET_NAME must be set too$",
+    ):
         Settings.from_env({**BUCKET_ENV, "BUCKET_SECRET_ACCESS_KEY": "", "ALPHA_BUCKET_NAME": ""})
     # Without an endpoint the other bucket settings do nothing.
     assert not Settings.from_env({**BUCKET_ENV, "BUCKET_ENDPOINT_URL": ""}).bucket_configured
     with pytest.raises(SettingsError) as caught:
         Settings.from_env({**BUCKET_ENV, "BUCKET_SECRET_ACCESS_KEY": "bucket secret 5"})
     assert str(caught.value).startswith("BUCKET_SECRET_ACCESS_KEY=<hidden>: expected") and "secret 5" not in str(
-        caught.value)
+        caught.value
+    )
     for name, value in BUCKET_ENV.items():
         monkeypatch.setenv(name, value)
     assert main(["--get", "bucket_secret_access_key"]) == 1

@@ -39,8 +39,10 @@ def test_production_workflow_settings() -> None:
     assert by_type["CheckpointLoaderSimple"]["ckpt_name"].startswith("juggernautXL")
     assert by_type["LayeredDiffusionApply"]["config"] == "SDXL, Attention Injection"
     assert by_type["LayeredDiffusionApply"]["weight"] == 1.0
-    assert by_type["KSampler"].items() >= {"steps": 20, "cfg": 5.0, "sampler_name": "dpmpp_2m_sde",
-                                           "scheduler": "karras"}.items()
+    assert (
+        by_type["KSampler"].items()
+        >= {"steps": 20, "cfg": 5.0, "sampler_name": "dpmpp_2m_sde", "scheduler": "karras"}.items()
+    )
     assert wf.defaults["width"] == wf.defaults["height"] == 1024
     assert by_type["LayeredDiffusionDecodeRGBA"]["sd_version"] == "SDXL"
     assert g[wf.node("alpha:output")]["class_type"] == "SaveImage"
@@ -50,8 +52,9 @@ def test_production_workflow_settings() -> None:
 def test_apply_injects_and_leaves_the_frozen_graph_alone() -> None:
     wf = Workflow.load(PRODUCTION)
     before = copy.deepcopy(wf.graph)
-    out = wf.apply(prompt="a cat", negative_prompt="dogs", seed=42, width=832, height=1216,
-                   filename_prefix="alpha_x", steps=3)
+    out = wf.apply(
+        prompt="a cat", negative_prompt="dogs", seed=42, width=832, height=1216, filename_prefix="alpha_x", steps=3
+    )
     assert wf.graph == before
     assert out[wf.node("alpha:prompt")]["inputs"]["text"] == "a cat"
     assert out[wf.node("alpha:negative_prompt")]["inputs"]["text"] == "dogs"

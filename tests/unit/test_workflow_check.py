@@ -58,22 +58,36 @@ def test_every_problem_is_listed_not_just_the_first() -> None:
     graph["5"]["inputs"]["height"] = 1000
     graph["6"]["inputs"]["model"] = ["42", 0]
     found = workflow_rules.problems(graph, "wf")
-    assert found == ["wf: node 6 input 'model' links to node 42, which does not exist",
-                     "wf: node 5 (alpha:latent) height is 1000; it must be a multiple of 64 (LayerDiffuse's decoder "
-                     "needs it)",
-                     "wf: node 5 _meta.alpha_sizes does not include the node's own size 1024x1000, the default"]
+    assert found == [
+        "wf: node 6 input 'model' links to node 42, which does not exist",
+        "wf: node 5 (alpha:latent) height is 1000; it must be a multiple of 64 (LayerDiffuse's decoder needs it)",
+        "wf: node 5 _meta.alpha_sizes does not include the node's own size 1024x1000, the default",
+    ]
 
 
 def test_command_report_and_exit_codes(tmp_path: Path) -> None:
     bad = write(tmp_path, "width_1000", OFFLINE["width_1000"][0])
     good = REPO / "workflows" / "alpha_txt2img.json"
-    result = subprocess.run([sys.executable, "-m", "handler.workflow", "check", str(good), str(bad)], cwd=REPO,
-                            capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "handler.workflow", "check", str(good), str(bad)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 1, result.stderr
     assert f"OK   {good}" in result.stdout and f"FAIL {bad}: 2 problem(s)" in result.stdout
     assert "width is 1000; it must be a multiple of 64" in result.stdout
     assert "1 of 2 workflow(s) pass (offline only; add --comfyui URL for the online checks)" in result.stdout
-    ok = subprocess.run([sys.executable, "-m", "handler.workflow", "check", str(good)], cwd=REPO,
-                        capture_output=True, text=True, timeout=60, check=False)
-    assert ok.returncode == 0 and ok.stdout.endswith("1 of 1 workflow(s) pass (offline only; add --comfyui URL "
-                                                     "for the online checks)\n")
+    ok = subprocess.run(
+        [sys.executable, "-m", "handler.workflow", "check", str(good)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert ok.returncode == 0 and ok.stdout.endswith(
+        "1 of 1 workflow(s) pass (offline only; add --comfyui URL for the online checks)\n"
+    )

@@ -32,83 +32,134 @@ def _codes_with(status: int) -> str:
     return ", ".join(f"`{code}`" for code, code_status in statuses().items() if code_status == status)
 
 
-def document(*, token_required: bool, sizes: Sequence[tuple[int, int]],
-             workflows: Sequence[str] = ()) -> dict[str, Any]:
+def document(
+    *, token_required: bool, sizes: Sequence[tuple[int, int]], workflows: Sequence[str] = ()
+) -> dict[str, Any]:
     body = {"required": True, "content": {"application/json": {"schema": input_schema(sizes, workflows)}}}
     common = {"401": _error("A token is configured and the request did not carry it (`unauthorized`).")}
-    file_param = {"name": "filename", "in": "path", "required": True,
-                  "schema": {"type": "string", "pattern": f"^{NAME.pattern}$"}}
-    png = {"description": "The PNG (RGBA), immutable.",
-           "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}}}
-    file_op = {"parameters": [file_param],
-               "responses": {"200": png, "404": _error("Not a file this service wrote (`not_found`)."), **common}}
+    file_param = {
+        "name": "filename",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": f"^{NAME.pattern}$"},
+    }
+    png = {
+        "description": "The PNG (RGBA), immutable.",
+        "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+    }
+    file_op = {
+        "parameters": [file_param],
+        "responses": {"200": png, "404": _error("Not a file this service wrote (`not_found`)."), **common},
+    }
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
-        "info": {"title": "LayerDiffuse Alpha API (local)", "version": __version__,
-                 "description": "Debug door of the worker: the same core and input as the RunPod handler."},
+        "info": {
+            "title": "LayerDiffuse Alpha API (local)",
+            "version": __version__,
+            "description": "Debug door of the worker: the same core and input as the RunPod handler.",
+        },
         "paths": {
-            f"{PREFIX}/txt2img": {"post": {
-                "summary": "Generate a transparent PNG from a prompt",
-                "requestBody": body,
-                "operationId": "txt2img",
-                "responses": {
-                    "200": {**_json("The image was written; fetch it from `url`.", "Txt2ImgResult"),
-                            "links": {name: {"operationId": name, "parameters": {"filename": FILENAME_LINK}}
-                                      for name in ("getFile", "headFile")}},
-                    "400": _error(f"Invalid input ({_codes_with(400)}); `field` names the field."),
-                    "413": _error(f"The body is larger than ALPHA_SERVE_MAX_BODY_BYTES ({_codes_with(413)})."),
-                    "500": _error(f"The job failed ({_codes_with(500)})."),
-                    "503": _error(f"ComfyUI is not available ({_codes_with(503)})."),
-                    "504": _error(f"The job deadline passed ({_codes_with(504)})."),
-                    **common,
-                },
-            }},
+            f"{PREFIX}/txt2img": {
+                "post": {
+                    "summary": "Generate a transparent PNG from a prompt",
+                    "requestBody": body,
+                    "operationId": "txt2img",
+                    "responses": {
+                        "200": {
+                            **_json("The image was written; fetch it from `url`.", "Txt2ImgResult"),
+                            "links": {
+                                name: {"operationId": name, "parameters": {"filename": FILENAME_LINK}}
+                                for name in ("getFile", "headFile")
+                            },
+                        },
+                        "400": _error(f"Invalid input ({_codes_with(400)}); `field` names the field."),
+                        "413": _error(f"The body is larger than ALPHA_SERVE_MAX_BODY_BYTES ({_codes_with(413)})."),
+                        "500": _error(f"The job failed ({_codes_with(500)})."),
+                        "503": _error(f"ComfyUI is not available ({_codes_with(503)})."),
+                        "504": _error(f"The job deadline passed ({_codes_with(504)})."),
+                        **common,
+                    },
+                }
+            },
             f"{PREFIX}/file/{{filename}}": {
                 "get": {"summary": "Fetch a generated PNG", "operationId": "getFile", **file_op},
-                "head": {"summary": "Headers of a generated PNG", "operationId": "headFile", **file_op}},
-            f"{PREFIX}/health": {"get": {
-                "operationId": "health",
-                "summary": "Readiness: ComfyUI answers, the workflow is valid, its models are present",
-                "responses": {"200": _json("Ready.", "Health"), "503": _json("Not ready; `problems` says why.",
-                                                                             "Health"), **common}}},
-            f"{PREFIX}/openapi.json": {"get": {
-                "operationId": "openapi",
-                "summary": "This document",
-                "responses": {"200": {"description": "OpenAPI 3.1",
-                                      "content": {"application/json": {"schema": {"type": "object"}}}}, **common}}},
+                "head": {"summary": "Headers of a generated PNG", "operationId": "headFile", **file_op},
+            },
+            f"{PREFIX}/health": {
+                "get": {
+                    "operationId": "health",
+                    "summary": "Readiness: ComfyUI answers, the workflow is valid, its models are present",
+                    "responses": {
+                        "200": _json("Ready.", "Health"),
+                        "503": _json("Not ready; `problems` says why.", "Health"),
+                        **common,
+                    },
+                }
+            },
+            f"{PREFIX}/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document",
+                    "responses": {
+                        "200": {
+                            "description": "OpenAPI 3.1",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        },
+                        **common,
+                    },
+                }
+            },
         },
-        "components": {"schemas": {
-            "Txt2ImgResult": {
-                "type": "object", "additionalProperties": False, "required": ["url", "filename", "info"],
-                "properties": {
-                    "url": {"type": "string", "pattern": f"^{PREFIX}/file/{NAME.pattern}$"},
-                    "filename": {"type": "string", "pattern": f"^{NAME.pattern}$"},
-                    "info": {"type": "object", "required": ["seed", "width", "height", "workflow", "prompt_id",
-                                                            "alpha", "timings_ms", "versions"]},
+        "components": {
+            "schemas": {
+                "Txt2ImgResult": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["url", "filename", "info"],
+                    "properties": {
+                        "url": {"type": "string", "pattern": f"^{PREFIX}/file/{NAME.pattern}$"},
+                        "filename": {"type": "string", "pattern": f"^{NAME.pattern}$"},
+                        "info": {
+                            "type": "object",
+                            "required": [
+                                "seed",
+                                "width",
+                                "height",
+                                "workflow",
+                                "prompt_id",
+                                "alpha",
+                                "timings_ms",
+                                "versions",
+                            ],
+                        },
+                    },
                 },
-            },
-            "Error": {
-                "type": "object", "required": ["status", "error", "code", "message", "field"],
-                "properties": {
-                    "status": {"const": "error"},
-                    "error": {"type": "string", "description": "`<code>: <message>`"},
-                    "code": {"enum": error_codes()},
-                    "message": {"type": "string"},
-                    "field": {"type": ["string", "null"], "description": "The input field at fault, if any."},
-                    "node_id": {"type": ["string", "null"]},
-                    "node_type": {"type": ["string", "null"]},
-                    "exception_type": {"type": ["string", "null"]},
+                "Error": {
+                    "type": "object",
+                    "required": ["status", "error", "code", "message", "field"],
+                    "properties": {
+                        "status": {"const": "error"},
+                        "error": {"type": "string", "description": "`<code>: <message>`"},
+                        "code": {"enum": error_codes()},
+                        "message": {"type": "string"},
+                        "field": {"type": ["string", "null"], "description": "The input field at fault, if any."},
+                        "node_id": {"type": ["string", "null"]},
+                        "node_type": {"type": ["string", "null"]},
+                        "exception_type": {"type": ["string", "null"]},
+                    },
                 },
-            },
-            "Health": {
-                "type": "object", "additionalProperties": False, "required": ["status", "problems", "checks"],
-                "properties": {
-                    "status": {"enum": ["ready", "not_ready"]},
-                    "problems": {"type": "array", "items": {"type": "string"}},
-                    "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+                "Health": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["status", "problems", "checks"],
+                    "properties": {
+                        "status": {"enum": ["ready", "not_ready"]},
+                        "problems": {"type": "array", "items": {"type": "string"}},
+                        "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+                    },
                 },
-            },
-        }},
+            }
+        },
     }
     if token_required:
         doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}

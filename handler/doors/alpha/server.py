@@ -72,8 +72,9 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
     except web.HTTPNotFound:
         return error_response(NotFound("not found"))
     except web.HTTPMethodNotAllowed as exc:
-        return error_response(MethodNotAllowed(f"{request.method} is not allowed here"),
-                              {"Allow": ", ".join(sorted(exc.allowed_methods))})
+        return error_response(
+            MethodNotAllowed(f"{request.method} is not allowed here"), {"Allow": ", ".join(sorted(exc.allowed_methods))}
+        )
 
 
 def auth_middleware(token: str) -> Any:
@@ -83,8 +84,10 @@ def auth_middleware(token: str) -> Any:
     async def check_token(request: web.Request, handler: Handler) -> web.StreamResponse:
         given = request.headers.get("Authorization", "").encode("utf-8", "replace")
         if not hmac.compare_digest(given, expected):
-            return error_response(Unauthorized("a valid 'Authorization: Bearer <token>' header is required"),
-                                  {"WWW-Authenticate": 'Bearer realm="alpha"'})
+            return error_response(
+                Unauthorized("a valid 'Authorization: Bearer <token>' header is required"),
+                {"WWW-Authenticate": 'Bearer realm="alpha"'},
+            )
         return await handler(request)
 
     return check_token
@@ -105,6 +108,7 @@ async def txt2img(request: web.Request) -> web.Response:
             raise JobTimeout(f"no free job slot within the deadline of {deadline.seconds:.0f} s") from None
         cancel = threading.Event()
         try:
+
             def run() -> dict[str, Any]:
                 result = generator.generate(job, job_id=job_id, deadline=deadline, cancel=cancel)
                 if cancel.is_set():
@@ -125,8 +129,9 @@ async def txt2img(request: web.Request) -> web.Response:
         return error_response(exc, {"X-Request-Id": job_id})
     except Exception:
         jlog.exception("request failed with an unexpected error")
-        return error_response(AlphaError("unexpected internal error; the server log has the details"),
-                              {"X-Request-Id": job_id})
+        return error_response(
+            AlphaError("unexpected internal error; the server log has the details"), {"X-Request-Id": job_id}
+        )
 
 
 async def _json_body(request: web.Request) -> Any:
@@ -148,8 +153,11 @@ async def file(request: web.Request) -> web.Response:
     data = await asyncio.to_thread(request.app[STORE].read, name)
     if data is None:
         raise NotFound("not found")
-    return web.Response(body=data, content_type="image/png",
-                        headers={"Cache-Control": IMMUTABLE, "Content-Security-Policy": "default-src 'none'"})
+    return web.Response(
+        body=data,
+        content_type="image/png",
+        headers={"Cache-Control": IMMUTABLE, "Content-Security-Policy": "default-src 'none'"},
+    )
 
 
 async def health(request: web.Request) -> web.Response:
@@ -162,8 +170,11 @@ async def health(request: web.Request) -> web.Response:
 async def openapi_document(request: web.Request) -> web.Response:
     generator = request.app[GENERATOR]
     sizes = list(dict.fromkeys(size for workflow in generator.workflows for size in workflow.sizes))
-    return web.json_response(openapi.document(token_required=generator.settings.serve_token is not None,
-                                              sizes=sizes, workflows=list(generator.allowed)))
+    return web.json_response(
+        openapi.document(
+            token_required=generator.settings.serve_token is not None, sizes=sizes, workflows=list(generator.allowed)
+        )
+    )
 
 
 @web.middleware
@@ -181,8 +192,9 @@ def create_app(generator: Generator) -> web.Application:
     # client_max_size bounds what aiohttp will buffer even without a Content-Length (chunked bodies).
     app = web.Application(middlewares=middlewares, client_max_size=settings.serve_max_body_bytes)
     app[GENERATOR] = generator
-    app[STORE] = PngStore(settings.effective_serve_dir, max_files=settings.serve_max_files,
-                          max_age_s=settings.serve_max_age_days * 86400)
+    app[STORE] = PngStore(
+        settings.effective_serve_dir, max_files=settings.serve_max_files, max_age_s=settings.serve_max_age_days * 86400
+    )
     app[SLOTS] = asyncio.Semaphore(MAX_JOBS_IN_FLIGHT)
     app.router.add_post(f"{PREFIX}/txt2img", txt2img)
     app.router.add_get(f"{PREFIX}/file/{{filename}}", file)  # GET also answers HEAD
@@ -200,14 +212,28 @@ def main() -> int:
         log.error("alpha API not started: %s", exc)
         return 1
     if not settings.serve_is_loopback:
-        log.warning("the alpha API binds %s, so other hosts can reach it%s", settings.serve_host,
-                    "" if settings.serve_token else "; no ALPHA_SERVE_TOKEN is set, so anyone who can connect "
-                    "can run jobs")
-    log.info("alpha API on http://%s:%d%s/ (workflow %s, files in %s)", settings.serve_host, settings.serve_port,
-             PREFIX, generator.workflow.name, settings.effective_serve_dir)
-    web.run_app(create_app(generator), host=settings.serve_host, port=settings.serve_port, print=None,
-                shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=logging.getLogger(f"{__name__}.access"),
-                **APP_OPTIONS)
+        log.warning(
+            "the alpha API binds %s, so other hosts can reach it%s",
+            settings.serve_host,
+            "" if settings.serve_token else "; no ALPHA_SERVE_TOKEN is set, so anyone who can connect can run jobs",
+        )
+    log.info(
+        "alpha API on http://%s:%d%s/ (workflow %s, files in %s)",
+        settings.serve_host,
+        settings.serve_port,
+        PREFIX,
+        generator.workflow.name,
+        settings.effective_serve_dir,
+    )
+    web.run_app(
+        create_app(generator),
+        host=settings.serve_host,
+        port=settings.serve_port,
+        print=None,
+        shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+        access_log=logging.getLogger(f"{__name__}.access"),
+        **APP_OPTIONS,
+    )
     return 0
 
 

@@ -73,7 +73,7 @@ class PngStore:
             elif entry.name.startswith(TEMP_PREFIX) and now - mtime > STALE_TEMP_S:
                 removed += self._remove(entry.path)  # left by a process killed mid-write
         ours.sort(reverse=True)
-        for _, path in ours[self.max_files:]:
+        for _, path in ours[self.max_files :]:
             removed += self._remove(path)
         if removed:
             log.info("pruned %d file(s) from %s", removed, self.root)

@@ -39,8 +39,12 @@ class Output(dict[str, Any]):
     image, so that costs nothing and a DEBUG log never carries base64."""
 
     def __repr__(self) -> str:
-        return repr({key: f"<{len(value)} characters>" if isinstance(value, str) and len(value) > REPR_MAX_CHARS
-                     else value for key, value in self.items()})
+        return repr(
+            {
+                key: f"<{len(value)} characters>" if isinstance(value, str) and len(value) > REPR_MAX_CHARS else value
+                for key, value in self.items()
+            }
+        )
 
 
 def output_size(output: dict[str, Any], *, base64_keys: tuple[str, ...] = ()) -> int:
@@ -50,7 +54,8 @@ def output_size(output: dict[str, Any], *, base64_keys: tuple[str, ...] = ()) ->
     1024x1024 (bench/output_cost.py)."""
     rest = {key: "" if key in base64_keys else value for key, value in output.items()}
     return len(json.dumps({"output": rest}, ensure_ascii=False).encode("utf-8")) + sum(
-        len(output[key]) for key in base64_keys if key in output)
+        len(output[key]) for key in base64_keys if key in output
+    )
 
 
 def success_output(result: Result, settings: Settings, job_id: str) -> dict[str, Any]:
@@ -58,23 +63,37 @@ def success_output(result: Result, settings: Settings, job_id: str) -> dict[str,
     if not result.png:
         raise OutputError("the output PNG is empty")
     encoded = base64.b64encode(result.png).decode("ascii")
-    output = Output(status="success", url=f"data:image/png;base64,{encoded}", image_base64=encoded,
-                    filename=result.filename, info=result.info)
+    output = Output(
+        status="success",
+        url=f"data:image/png;base64,{encoded}",
+        image_base64=encoded,
+        filename=result.filename,
+        info=result.info,
+    )
     size, limit = output_size(output, base64_keys=("url", "image_base64")), settings.max_output_bytes
     if size <= limit:
         return output
-    too_large = (f"the output is {size} bytes (a {len(result.png)}-byte PNG, sent twice as base64); the limit is "
-                 f"{limit} bytes (ALPHA_MAX_OUTPUT_BYTES)")
+    too_large = (
+        f"the output is {size} bytes (a {len(result.png)}-byte PNG, sent twice as base64); the limit is "
+        f"{limit} bytes (ALPHA_MAX_OUTPUT_BYTES)"
+    )
     if not settings.bucket_configured:
-        raise OutputTooLarge(f"{too_large}; set BUCKET_ENDPOINT_URL and the other bucket settings to upload large "
-                             "images instead")
+        raise OutputTooLarge(
+            f"{too_large}; set BUCKET_ENDPOINT_URL and the other bucket settings to upload large images instead"
+        )
     JobLog(log, job_id).info("%s: uploading the PNG to the bucket", too_large)
-    uploaded = Output(status="success", url=upload(result.png, result.filename, job_id, settings),
-                      filename=result.filename, info=result.info)
+    uploaded = Output(
+        status="success",
+        url=upload(result.png, result.filename, job_id, settings),
+        filename=result.filename,
+        info=result.info,
+    )
     size = output_size(uploaded)
     if size > limit:
-        raise OutputTooLarge(f"the output is {size} bytes even with the PNG uploaded; the limit is {limit} bytes "
-                             "(ALPHA_MAX_OUTPUT_BYTES)")
+        raise OutputTooLarge(
+            f"the output is {size} bytes even with the PNG uploaded; the limit is {limit} bytes "
+            "(ALPHA_MAX_OUTPUT_BYTES)"
+        )
     return uploaded
 
 
@@ -104,11 +123,17 @@ def upload(png: bytes, filename: str, job_id: str, settings: Settings) -> str:
                 path = Path(folder) / filename
                 path.write_bytes(png)
                 outcome["url"] = rp_upload.upload_file_to_bucket(
-                    file_name=filename, file_location=str(path), bucket_name=settings.bucket_name,
-                    prefix=prefix, extra_args={"ContentType": "image/png"},
-                    bucket_creds={"endpointUrl": settings.bucket_endpoint_url,
-                                  "accessId": settings.bucket_access_key_id,
-                                  "accessSecret": settings.bucket_secret_access_key})
+                    file_name=filename,
+                    file_location=str(path),
+                    bucket_name=settings.bucket_name,
+                    prefix=prefix,
+                    extra_args={"ContentType": "image/png"},
+                    bucket_creds={
+                        "endpointUrl": settings.bucket_endpoint_url,
+                        "accessId": settings.bucket_access_key_id,
+                        "accessSecret": settings.bucket_secret_access_key,
+                    },
+                )
         except Exception as exc:  # handed to the waiting job thread
             outcome["error"] = exc
 
@@ -117,8 +142,9 @@ def upload(png: bytes, filename: str, job_id: str, settings: Settings) -> str:
     thread.start()
     thread.join(settings.bucket_timeout_s)
     if thread.is_alive():
-        raise UploadFailed(f"the upload of {where} did not finish within {settings.bucket_timeout_s:g} s "
-                           "(ALPHA_BUCKET_TIMEOUT_S)")
+        raise UploadFailed(
+            f"the upload of {where} did not finish within {settings.bucket_timeout_s:g} s (ALPHA_BUCKET_TIMEOUT_S)"
+        )
     if "error" in outcome:
         exc = outcome["error"]
         raise UploadFailed(f"the upload of {where} failed: {type(exc).__name__}: {exc}")

@@ -51,6 +51,7 @@ def make_handler(generator: Generator) -> Callable[[dict[str, Any]], Awaitable[d
     """An async handler: RunPod stops a job (its stop signal, a cancelled request) by cancelling the handler's
     task, which only reaches async code. The job runs in a thread this handler owns; on cancellation the
     thread is told, interrupts and dequeues the job's prompt, and ends."""
+
     async def handler(job: dict[str, Any]) -> dict[str, Any]:
         cancel = threading.Event()
         try:
@@ -80,7 +81,6 @@ def main() -> int:
 
     RunPodLogger().set_level(settings.runpod_log_level)
 
-    log.info("RunPod worker starting (workflow %s, sha256 %s)", generator.workflow.name,
-             generator.workflow.sha256[:12])
+    log.info("RunPod worker starting (workflow %s, sha256 %s)", generator.workflow.name, generator.workflow.sha256[:12])
     runpod.serverless.start({"handler": make_handler(generator)})
     return 0
