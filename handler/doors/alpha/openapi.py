@@ -32,12 +32,31 @@ def _codes_with(status: int) -> str:
     return ", ".join(f"`{code}`" for code, code_status in statuses().items() if code_status == status)
 
 
-def document(
-    *, token_required: bool, sizes: Sequence[tuple[int, int]], workflows: Sequence[str] = ()
-) -> dict[str, Any]:
-    body = {"required": True, "content": {"application/json": {"schema": input_schema(sizes, workflows)}}}
-    common = {"401": _error("A token is configured and the request did not carry it (`unauthorized`).")}
-    file_param = {
+def _unauthorized() -> dict[str, Any]:
+    return {"401": _error("A token is configured and the request did not carry it (`unauthorized`).")}
+
+
+def _txt2img(schema: dict[str, Any]) -> dict[str, Any]:
+    links = {name: {"operationId": name, "parameters": {"filename": FILENAME_LINK}} for name in ("getFile", "headFile")}
+    return {
+        "summary": "Generate a transparent PNG from a prompt",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
+        "operationId": "txt2img",
+        "responses": {
+            "200": {**_json("The image was written; fetch it from `url`.", "Txt2ImgResult"), "links": links},
+            "400": _error(f"Invalid input ({_codes_with(400)}); `field` names the field."),
+            "413": _error(f"The body is larger than ALPHA_SERVE_MAX_BODY_BYTES ({_codes_with(413)})."),
+            "500": _error(f"The job failed ({_codes_with(500)})."),
+            "503": _error(f"ComfyUI is not available ({_codes_with(503)})."),
+            "504": _error(f"The job deadline passed ({_codes_with(504)})."),
+            **_unauthorized(),
+        },
+    }
+
+
+def _file_operations() -> dict[str, Any]:
+    """GET and HEAD of a generated file: the same parameter and responses."""
+    parameter = {
         "name": "filename",
         "in": "path",
         "required": True,
@@ -47,10 +66,84 @@ def document(
         "description": "The PNG (RGBA), immutable.",
         "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
     }
-    file_op = {
-        "parameters": [file_param],
-        "responses": {"200": png, "404": _error("Not a file this service wrote (`not_found`)."), **common},
+    responses = {"200": png, "404": _error("Not a file this service wrote (`not_found`)."), **_unauthorized()}
+    return {
+        "get": {
+            "summary": "Fetch a generated PNG",
+            "operationId": "getFile",
+            "parameters": [parameter],
+            "responses": responses,
+        },
+        "head": {
+            "summary": "Headers of a generated PNG",
+            "operationId": "headFile",
+            "parameters": [parameter],
+            "responses": responses,
+        },
     }
+
+
+def _health() -> dict[str, Any]:
+    return {
+        "operationId": "health",
+        "summary": "Readiness: ComfyUI answers, the workflow is valid, its models are present",
+        "responses": {
+            "200": _json("Ready.", "Health"),
+            "503": _json("Not ready; `problems` says why.", "Health"),
+            **_unauthorized(),
+        },
+    }
+
+
+def _openapi() -> dict[str, Any]:
+    document = {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}
+    return {"operationId": "openapi", "summary": "This document", "responses": {"200": document, **_unauthorized()}}
+
+
+def _schemas() -> dict[str, Any]:
+    info_keys = ["seed", "width", "height", "workflow", "prompt_id", "alpha", "timings_ms", "versions"]
+    nullable = {"type": ["string", "null"]}
+    return {
+        "Txt2ImgResult": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["url", "filename", "info"],
+            "properties": {
+                "url": {"type": "string", "pattern": f"^{PREFIX}/file/{NAME.pattern}$"},
+                "filename": {"type": "string", "pattern": f"^{NAME.pattern}$"},
+                "info": {"type": "object", "required": info_keys},
+            },
+        },
+        "Error": {
+            "type": "object",
+            "required": ["status", "error", "code", "message", "field"],
+            "properties": {
+                "status": {"const": "error"},
+                "error": {"type": "string", "description": "`<code>: <message>`"},
+                "code": {"enum": error_codes()},
+                "message": {"type": "string"},
+                "field": {**nullable, "description": "The input field at fault, if any."},
+                "node_id": nullable,
+                "node_type": nullable,
+                "exception_type": nullable,
+            },
+        },
+        "Health": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["status", "problems", "checks"],
+            "properties": {
+                "status": {"enum": ["ready", "not_ready"]},
+                "problems": {"type": "array", "items": {"type": "string"}},
+                "checks": {"type": "object", "additionalProperties": {"type": "string"}},
+            },
+        },
+    }
+
+
+def document(
+    *, token_required: bool, sizes: Sequence[tuple[int, int]], workflows: Sequence[str] = ()
+) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
@@ -59,107 +152,12 @@ def document(
             "description": "Debug door of the worker: the same core and input as the RunPod handler.",
         },
         "paths": {
-            f"{PREFIX}/txt2img": {
-                "post": {
-                    "summary": "Generate a transparent PNG from a prompt",
-                    "requestBody": body,
-                    "operationId": "txt2img",
-                    "responses": {
-                        "200": {
-                            **_json("The image was written; fetch it from `url`.", "Txt2ImgResult"),
-                            "links": {
-                                name: {"operationId": name, "parameters": {"filename": FILENAME_LINK}}
-                                for name in ("getFile", "headFile")
-                            },
-                        },
-                        "400": _error(f"Invalid input ({_codes_with(400)}); `field` names the field."),
-                        "413": _error(f"The body is larger than ALPHA_SERVE_MAX_BODY_BYTES ({_codes_with(413)})."),
-                        "500": _error(f"The job failed ({_codes_with(500)})."),
-                        "503": _error(f"ComfyUI is not available ({_codes_with(503)})."),
-                        "504": _error(f"The job deadline passed ({_codes_with(504)})."),
-                        **common,
-                    },
-                }
-            },
-            f"{PREFIX}/file/{{filename}}": {
-                "get": {"summary": "Fetch a generated PNG", "operationId": "getFile", **file_op},
-                "head": {"summary": "Headers of a generated PNG", "operationId": "headFile", **file_op},
-            },
-            f"{PREFIX}/health": {
-                "get": {
-                    "operationId": "health",
-                    "summary": "Readiness: ComfyUI answers, the workflow is valid, its models are present",
-                    "responses": {
-                        "200": _json("Ready.", "Health"),
-                        "503": _json("Not ready; `problems` says why.", "Health"),
-                        **common,
-                    },
-                }
-            },
-            f"{PREFIX}/openapi.json": {
-                "get": {
-                    "operationId": "openapi",
-                    "summary": "This document",
-                    "responses": {
-                        "200": {
-                            "description": "OpenAPI 3.1",
-                            "content": {"application/json": {"schema": {"type": "object"}}},
-                        },
-                        **common,
-                    },
-                }
-            },
+            f"{PREFIX}/txt2img": {"post": _txt2img(input_schema(sizes, workflows))},
+            f"{PREFIX}/file/{{filename}}": _file_operations(),
+            f"{PREFIX}/health": {"get": _health()},
+            f"{PREFIX}/openapi.json": {"get": _openapi()},
         },
-        "components": {
-            "schemas": {
-                "Txt2ImgResult": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["url", "filename", "info"],
-                    "properties": {
-                        "url": {"type": "string", "pattern": f"^{PREFIX}/file/{NAME.pattern}$"},
-                        "filename": {"type": "string", "pattern": f"^{NAME.pattern}$"},
-                        "info": {
-                            "type": "object",
-                            "required": [
-                                "seed",
-                                "width",
-                                "height",
-                                "workflow",
-                                "prompt_id",
-                                "alpha",
-                                "timings_ms",
-                                "versions",
-                            ],
-                        },
-                    },
-                },
-                "Error": {
-                    "type": "object",
-                    "required": ["status", "error", "code", "message", "field"],
-                    "properties": {
-                        "status": {"const": "error"},
-                        "error": {"type": "string", "description": "`<code>: <message>`"},
-                        "code": {"enum": error_codes()},
-                        "message": {"type": "string"},
-                        "field": {"type": ["string", "null"], "description": "The input field at fault, if any."},
-                        "node_id": {"type": ["string", "null"]},
-                        "node_type": {"type": ["string", "null"]},
-                        "exception_type": {"type": ["string", "null"]},
-                    },
-                },
-                "Health": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["status", "problems", "checks"],
-                    "properties": {
-                        "status": {"enum": ["ready", "not_ready"]},
-                        "problems": {"type": "array", "items": {"type": "string"}},
-                        "checks": {"type": "object", "additionalProperties": {"type": "string"}},
-                    },
-                },
-            }
-        },
+        "components": {"schemas": _schemas()},
     }
     if token_required:
         doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
