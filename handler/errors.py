@@ -159,6 +159,27 @@ class BodyTooLarge(AlphaError):
     status = 413
 
 
+class HostNotAllowed(AlphaError):
+    """Alpha API: the ``Host`` header names no host this server answers to (DNS rebinding, say)."""
+
+    code = "host_not_allowed"
+    status = 403
+
+
+class CrossSiteRequest(AlphaError):
+    """Alpha API: the request came from another origin (a web page driving it through the browser)."""
+
+    code = "cross_site_request"
+    status = 403
+
+
+class UnsupportedMediaType(AlphaError):
+    """Alpha API: a JSON endpoint got a body that is not declared as ``application/json``."""
+
+    code = "unsupported_media_type"
+    status = 415
+
+
 class StartupError(AlphaError):
     """The supervisor cannot start a worker; no door ever answers with it (``statuses`` leaves it out)."""
 

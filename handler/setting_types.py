@@ -12,6 +12,7 @@ from pathlib import Path
 
 from handler.paths import WORKFLOWS
 
+HOST_NAME = re.compile(r"(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*")
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
@@ -106,6 +107,18 @@ def as_host(raw: str) -> str:
         if value != "localhost":
             raise ValueError("expected an IP address such as 127.0.0.1 or 0.0.0.0, or localhost") from None
     return value
+
+
+def as_host_names(raw: str) -> tuple[str, ...]:
+    """Comma-separated host names or IP addresses, as a ``Host`` header names them (no port)."""
+    names = tuple(part.strip().lower().strip("[]") for part in raw.split(",") if part.strip())
+    for name in names:
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            if not HOST_NAME.fullmatch(name):
+                raise ValueError(f"expected host names such as api.example.internal, got {name!r}") from None
+    return names
 
 
 def as_serve_token(raw: str) -> str | None:

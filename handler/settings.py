@@ -123,6 +123,10 @@ SPECS: tuple[Spec, ...] = (
          "Local alpha API (`./bootstrap.sh serve`): address to bind. Anything but loopback exposes it; "
          "set `ALPHA_SERVE_TOKEN` then."),
     Spec("serve_port", "ALPHA_SERVE_PORT", "7861", types.as_int_range(1, 65535), "Local alpha API: port."),
+    Spec("serve_allowed_hosts", "ALPHA_SERVE_ALLOWED_HOSTS", "", types.as_host_names,
+         "Local alpha API: host names a request's `Host` header may carry besides `localhost`, `127.0.0.1`, `::1` "
+         "and `ALPHA_SERVE_HOST` (comma-separated); any other name gets 403 `host_not_allowed`, which stops DNS "
+         "rebinding. List the names you reach it by when you bind it to another address on purpose."),
     Spec("serve_token", "ALPHA_SERVE_TOKEN", "", types.as_serve_token,
          "Local alpha API: when set, every request needs `Authorization: Bearer <token>` (401 otherwise).",
          secret=True),
@@ -196,6 +200,7 @@ class Settings:
     bucket_timeout_s: float = _D["bucket_timeout_s"]
     serve_host: str = _D["serve_host"]
     serve_port: int = _D["serve_port"]
+    serve_allowed_hosts: tuple[str, ...] = _D["serve_allowed_hosts"]
     serve_token: str | None = dataclasses.field(default=_D["serve_token"], repr=False)
     serve_dir: Path | None = _D["serve_dir"]
     serve_max_files: int = _D["serve_max_files"]

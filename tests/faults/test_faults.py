@@ -296,7 +296,7 @@ def test_an_alpha_api_client_that_goes_away_stops_its_prompt(
         body = json.dumps({"prompt": "a fan", "seed": 9}).encode()
         sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
         sock.sendall(
-            b"POST /alpha/v1/txt2img HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /alpha/v1/txt2img HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
         )
         prompt_id = wait_running(comfy.client)

@@ -32,8 +32,12 @@ def _codes_with(status: int) -> str:
     return ", ".join(f"`{code}`" for code, code_status in statuses().items() if code_status == status)
 
 
-def _unauthorized() -> dict[str, Any]:
-    return {"401": _error("A token is configured and the request did not carry it (`unauthorized`).")}
+def _refusals() -> dict[str, Any]:
+    """What any route may answer before it does any work."""
+    return {
+        "401": _error("A token is configured and the request did not carry it (`unauthorized`)."),
+        "403": _error(f"A host this server does not answer to, or another origin ({_codes_with(403)})."),
+    }
 
 
 def _txt2img(schema: dict[str, Any]) -> dict[str, Any]:
@@ -46,10 +50,11 @@ def _txt2img(schema: dict[str, Any]) -> dict[str, Any]:
             "200": {**_json("The image was written; fetch it from `url`.", "Txt2ImgResult"), "links": links},
             "400": _error(f"Invalid input ({_codes_with(400)}); `field` names the field."),
             "413": _error(f"The body is larger than ALPHA_SERVE_MAX_BODY_BYTES ({_codes_with(413)})."),
+            "415": _error(f"The body is not sent as `application/json` ({_codes_with(415)})."),
             "500": _error(f"The job failed ({_codes_with(500)})."),
             "503": _error(f"ComfyUI is not available ({_codes_with(503)})."),
             "504": _error(f"The job deadline passed ({_codes_with(504)})."),
-            **_unauthorized(),
+            **_refusals(),
         },
     }
 
@@ -66,7 +71,7 @@ def _file_operations() -> dict[str, Any]:
         "description": "The PNG (RGBA), immutable.",
         "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
     }
-    responses = {"200": png, "404": _error("Not a file this service wrote (`not_found`)."), **_unauthorized()}
+    responses = {"200": png, "404": _error("Not a file this service wrote (`not_found`)."), **_refusals()}
     return {
         "get": {
             "summary": "Fetch a generated PNG",
@@ -90,14 +95,14 @@ def _health() -> dict[str, Any]:
         "responses": {
             "200": _json("Ready.", "Health"),
             "503": _json("Not ready; `problems` says why.", "Health"),
-            **_unauthorized(),
+            **_refusals(),
         },
     }
 
 
 def _openapi() -> dict[str, Any]:
     document = {"description": "OpenAPI 3.1", "content": {"application/json": {"schema": {"type": "object"}}}}
-    return {"operationId": "openapi", "summary": "This document", "responses": {"200": document, **_unauthorized()}}
+    return {"operationId": "openapi", "summary": "This document", "responses": {"200": document, **_refusals()}}
 
 
 def _schemas() -> dict[str, Any]:

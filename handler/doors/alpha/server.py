@@ -23,6 +23,7 @@ from aiohttp import web
 from handler import logs, readiness
 from handler.deadline import Deadline
 from handler.doors.alpha import openapi
+from handler.doors.alpha.guard import allowed_hosts, browser_guard, require_json
 from handler.doors.alpha.openapi import PREFIX
 from handler.doors.alpha.store import PngStore
 from handler.doors.threads import in_thread
@@ -135,6 +136,7 @@ async def txt2img(request: web.Request) -> web.Response:
 
 
 async def _json_body(request: web.Request) -> Any:
+    require_json(request)
     limit = request.app[GENERATOR].settings.serve_max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise BodyTooLarge(f"the body is {request.content_length} bytes; the limit is {limit}")
@@ -144,6 +146,8 @@ async def _json_body(request: web.Request) -> Any:
         raise BodyTooLarge(f"the body is larger than the limit of {limit} bytes") from None
     try:
         return json.loads(raw)
+    except RecursionError:
+        raise InputError("the body nests arrays or objects too deeply to be a job input") from None
     except (ValueError, UnicodeDecodeError):
         raise InputError("the body must be a JSON object (Content-Type: application/json)") from None
 
@@ -186,7 +190,8 @@ async def headers_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 def create_app(generator: Generator) -> web.Application:
     settings = generator.settings
-    middlewares: list[Any] = [headers_middleware, errors_middleware]
+    guard = browser_guard(allowed_hosts(settings.serve_host, settings.serve_allowed_hosts))
+    middlewares: list[Any] = [headers_middleware, errors_middleware, guard]
     if settings.serve_token:
         middlewares.append(auth_middleware(settings.serve_token))
     # client_max_size bounds what aiohttp will buffer even without a Content-Length (chunked bodies).
