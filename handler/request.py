@@ -1,4 +1,10 @@
-"""Job input: one schema for every door (RunPod job ``input``, the local alpha API body)."""
+"""Job input: one contract for every door (RunPod job ``input``, the local alpha API body).
+
+``CONTRACT`` declares each field once, in the order it is checked. Each field both validates its value
+(``Request.parse``) and states itself in JSON Schema (``input_schema``); the object-level rules (the allowed
+keys, ``required``, ``dependentRequired``) are derived from the same declaration. Rules a schema cannot state
+(a non-blank prompt, no NUL, an allowed width x height pair) are in the descriptions and answered with 400.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +18,11 @@ from handler.errors import InputError
 
 MAX_PROMPT_CHARS = 2000
 MAX_SEED = 2**53 - 1  # the largest integer every JSON client represents exactly
-FIELDS = ("prompt", "negative_prompt", "seed", "width", "height", "workflow")
+MIN_SIDE, MAX_SIDE = 64, 8192  # a sanity range; the workflow's sizes decide (check_size)
 WORKFLOW_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+Sizes = Sequence[tuple[int, int]]
+Fragment = dict[str, Any]
 
 
 def _kind(value: Any) -> str:
@@ -29,54 +38,16 @@ def _kind(value: Any) -> str:
     }.get(type(value), type(value).__name__)
 
 
-def _text(data: Mapping[str, Any], field: str, *, required: bool) -> str | None:
-    if field not in data:
-        if required:
-            raise InputError(f"'{field}' is required", field=field)
-        return None
-    value = data[field]
-    if not isinstance(value, str):
-        hint = "; omit the field to use the default" if not required and value is None else ""
-        raise InputError(f"'{field}' must be a string, got {_kind(value)}{hint}", field=field)
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InputError(f"'{field}' is not valid Unicode text (lone surrogate)", field=field) from None
-    if "\x00" in value:
-        raise InputError(f"'{field}' must not contain NUL characters", field=field)
-    # Measured before stripping, as the published schema's maxLength is.
-    if len(value) > MAX_PROMPT_CHARS:
-        raise InputError(f"'{field}' is {len(value)} characters long; the limit is {MAX_PROMPT_CHARS}", field=field)
-    value = value.strip()
-    if required and not value:
-        raise InputError(f"'{field}' must not be empty", field=field)
-    if required and not _visible(value):
-        raise InputError(f"'{field}' has no visible characters (only invisible formatting ones)", field=field)
-    return value
-
-
 def _visible(text: str) -> bool:
     """Anything besides whitespace and invisible format characters (zero-width space, joiners, marks)?"""
     return any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in text)
 
 
-def _integer(data: Mapping[str, Any], field: str, low: int, high: int) -> int | None:
-    if field not in data:
-        return None
-    value = data[field]
-    # bool is a subclass of int: refuse it explicitly, and floats even when integral.
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InputError(f"'{field}' must be an integer, got {_kind(value)}", field=field)
-    if not low <= value <= high:
-        raise InputError(f"'{field}' must be from {low} to {high}, got {value}", field=field)
-    return value
-
-
-def size_list(sizes: Sequence[tuple[int, int]]) -> str:
+def size_list(sizes: Sizes) -> str:
     return ", ".join(f"{w}x{h}" for w, h in sizes)
 
 
-def check_size(width: int, height: int, sizes: Sequence[tuple[int, int]]) -> None:
+def check_size(width: int, height: int, sizes: Sizes) -> None:
     """The workflow declares its sizes (``alpha_sizes``); anything else is the client's error."""
     if (width, height) not in sizes:
         raise InputError(
@@ -85,8 +56,164 @@ def check_size(width: int, height: int, sizes: Sequence[tuple[int, int]]) -> Non
         )
 
 
+@dataclass(frozen=True, kw_only=True)
+class Field:
+    """One input field: how its value is checked (``check``) and how JSON Schema states it (``schema``).
+    ``together`` names a field that must be given with this one (``dependentRequired``)."""
+
+    name: str
+    description: str
+    required: bool = False
+    together: str | None = None
+
+    def parse(self, data: Mapping[str, Any]) -> Any:
+        """The field's value from the input: None when it is absent and optional."""
+        if self.name in data:
+            return self.check(data[self.name])
+        if self.required:
+            raise self.refuse("is required")
+        return None
+
+    def refuse(self, words: str) -> InputError:
+        return InputError(f"'{self.name}' {words}", field=self.name)
+
+    def check(self, value: Any) -> Any:
+        raise NotImplementedError
+
+    def schema(self, sizes: Sizes, workflows: Sequence[str]) -> Fragment | None:
+        """The field's JSON Schema, or None where the field is not offered (a workflow without an allowlist)."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, kw_only=True)
+class Text(Field):
+    """A string of at most ``max_length`` code points, measured before trimming; returned trimmed. A required
+    text must also be non-blank and have a visible character."""
+
+    max_length: int = MAX_PROMPT_CHARS
+
+    def check(self, value: Any) -> str:
+        if not isinstance(value, str):
+            hint = "; omit the field to use the default" if not self.required and value is None else ""
+            raise self.refuse(f"must be a string, got {_kind(value)}{hint}")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise self.refuse("is not valid Unicode text (lone surrogate)") from None
+        if "\x00" in value:
+            raise self.refuse("must not contain NUL characters")
+        # Measured before stripping, as the published schema's maxLength is.
+        if len(value) > self.max_length:
+            raise self.refuse(f"is {len(value)} characters long; the limit is {self.max_length}")
+        text = value.strip()
+        if self.required and not text:
+            raise self.refuse("must not be empty")
+        if self.required and not _visible(text):
+            raise self.refuse("has no visible characters (only invisible formatting ones)")
+        return text
+
+    def schema(self, sizes: Sizes, workflows: Sequence[str]) -> Fragment:
+        fragment: Fragment = {"type": "string", "maxLength": self.max_length}
+        if self.required:
+            fragment["minLength"] = 1
+        return {**fragment, "description": self.description}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Integer(Field):
+    """An integer from ``low`` to ``high``; booleans and floats (integral ones too) are refused."""
+
+    low: int
+    high: int
+
+    def check(self, value: Any) -> int:
+        # bool is a subclass of int: refuse it explicitly, and floats even when integral.
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.refuse(f"must be an integer, got {_kind(value)}")
+        if not self.low <= value <= self.high:
+            raise self.refuse(f"must be from {self.low} to {self.high}, got {value}")
+        return value
+
+    def schema(self, sizes: Sizes, workflows: Sequence[str]) -> Fragment:
+        return {"type": "integer", "minimum": self.low, "maximum": self.high, "description": self.description}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Side(Integer):
+    """One side of the image (``axis`` 0: width, 1: height). The parse is a plain range check; the schema lists
+    the values the workflow's sizes use, and the pair itself is checked against them (``check_size``).
+    ``{sizes}`` in the description becomes the list of allowed sizes."""
+
+    axis: int
+
+    def schema(self, sizes: Sizes, workflows: Sequence[str]) -> Fragment:
+        values = sorted({size[self.axis] for size in sizes})
+        return {"type": "integer", "enum": values, "description": self.description.format(sizes=size_list(sizes))}
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkflowName(Field):
+    """A workflow's name; which names are allowed is the worker's allowlist (``Generator.pick``)."""
+
+    def check(self, value: Any) -> str:
+        if not (isinstance(value, str) and WORKFLOW_NAME.fullmatch(value)):
+            got = _kind(value) if not isinstance(value, str) else repr(value[:80])
+            raise self.refuse(f"must be a workflow name (letters, digits, '_', '-', '.'), got {got}")
+        return value
+
+    def schema(self, sizes: Sizes, workflows: Sequence[str]) -> Fragment | None:
+        if not workflows:
+            return None
+        return {"type": "string", "enum": list(workflows), "description": self.description}
+
+
+# The input contract: every field, in the order the fields are checked (the first bad one is reported).
+CONTRACT: tuple[Field, ...] = (
+    Text(name="prompt", required=True, description="What to draw; must not be blank."),
+    Text(name="negative_prompt", description="What to avoid; omitted means the workflow's default."),
+    Integer(
+        name="seed",
+        low=0,
+        high=MAX_SEED,
+        description="Sampler seed; omitted means a random seed, reported in `info.seed`.",
+    ),
+    Side(
+        name="width",
+        axis=0,
+        low=MIN_SIDE,
+        high=MAX_SIDE,
+        together="height",
+        description="Given together with `height`, as one of: {sizes}.",
+    ),
+    Side(
+        name="height", axis=1, low=MIN_SIDE, high=MAX_SIDE, together="width", description="Given together with `width`."
+    ),
+    WorkflowName(name="workflow", description="A named workflow; omitted means the production one."),
+)
+FIELDS = tuple(spec.name for spec in CONTRACT)
+
+
+def _check_object(data: Any) -> Mapping[str, Any]:
+    """The rules on the input as a whole: an object, with no key the contract does not declare."""
+    if not isinstance(data, Mapping):
+        raise InputError(f"input must be a JSON object, got {_kind(data)}")
+    unknown = sorted(str(k) for k in data if k not in FIELDS)
+    if unknown:
+        raise InputError(f"unknown field '{unknown[0]}'; allowed fields: {', '.join(FIELDS)}", field=unknown[0])
+    return data
+
+
+def _check_together(first: str, second: str, values: Mapping[str, Any]) -> None:
+    """Once both fields of a pair were read: both given, or neither."""
+    if (values[first] is None) != (values[second] is None):
+        missing = second if values[second] is None else first
+        raise InputError(f"'{first}' and '{second}' must be given together; '{missing}' is missing", field=missing)
+
+
 @dataclass(frozen=True)
 class Request:
+    """A valid job input; its fields are ``CONTRACT``'s, in its order (tests/unit/test_input_schema.py)."""
+
     prompt: str
     negative_prompt: str | None = None
     seed: int | None = None
@@ -97,64 +224,22 @@ class Request:
     @classmethod
     def parse(cls, data: Any) -> Request:
         """Validate raw job input; raises InputError naming the first bad field."""
-        if not isinstance(data, Mapping):
-            raise InputError(f"input must be a JSON object, got {_kind(data)}")
-        unknown = sorted(str(k) for k in data if k not in FIELDS)
-        if unknown:
-            raise InputError(f"unknown field '{unknown[0]}'; allowed fields: {', '.join(FIELDS)}", field=unknown[0])
-        prompt = _text(data, "prompt", required=True)
-        assert prompt is not None
-        negative = _text(data, "negative_prompt", required=False)
-        seed = _integer(data, "seed", 0, MAX_SEED)
-        width = _integer(data, "width", 64, 8192)
-        height = _integer(data, "height", 64, 8192)
-        if (width is None) != (height is None):
-            missing = "height" if height is None else "width"
-            raise InputError(f"'width' and 'height' must be given together; '{missing}' is missing", field=missing)
-        workflow = data.get("workflow")
-        if "workflow" in data and not (isinstance(workflow, str) and WORKFLOW_NAME.fullmatch(workflow)):
-            raise InputError(
-                "'workflow' must be a workflow name (letters, digits, '_', '-', '.'), got "
-                f"{_kind(workflow) if not isinstance(workflow, str) else repr(workflow[:80])}",
-                field="workflow",
-            )
-        return cls(prompt=prompt, negative_prompt=negative, seed=seed, width=width, height=height, workflow=workflow)
+        data = _check_object(data)
+        values: dict[str, Any] = {}
+        for spec in CONTRACT:
+            values[spec.name] = spec.parse(data)
+            if spec.together in values:  # the pair's second field: both are read now
+                _check_together(spec.together, spec.name, values)
+        return cls(**values)
 
 
-def input_schema(sizes: Sequence[tuple[int, int]], workflows: Sequence[str] = ()) -> dict[str, Any]:
-    """JSON Schema of the job input, for the OpenAPI document. Rules a schema cannot say (a non-blank
-    prompt, no NUL, an allowed width x height pair) are in the descriptions and answered with 400."""
-    text = {"type": "string", "maxLength": MAX_PROMPT_CHARS}
-    properties: dict[str, Any] = {
-        "prompt": {**text, "minLength": 1, "description": "What to draw; must not be blank."},
-        "negative_prompt": {**text, "description": "What to avoid; omitted means the workflow's default."},
-        "seed": {
-            "type": "integer",
-            "minimum": 0,
-            "maximum": MAX_SEED,
-            "description": "Sampler seed; omitted means a random seed, reported in `info.seed`.",
-        },
-        "width": {
-            "type": "integer",
-            "enum": sorted({w for w, _ in sizes}),
-            "description": f"Given together with `height`, as one of: {size_list(sizes)}.",
-        },
-        "height": {
-            "type": "integer",
-            "enum": sorted({h for _, h in sizes}),
-            "description": "Given together with `width`.",
-        },
-    }
-    if workflows:
-        properties["workflow"] = {
-            "type": "string",
-            "enum": list(workflows),
-            "description": "A named workflow; omitted means the production one.",
-        }
+def input_schema(sizes: Sizes, workflows: Sequence[str] = ()) -> dict[str, Any]:
+    """JSON Schema of the job input, for the OpenAPI document, from ``CONTRACT``."""
+    properties = {spec.name: fragment for spec in CONTRACT if (fragment := spec.schema(sizes, workflows)) is not None}
     return {
         "type": "object",
         "additionalProperties": False,
-        "required": ["prompt"],
+        "required": [spec.name for spec in CONTRACT if spec.required],
         "properties": properties,
-        "dependentRequired": {"width": ["height"], "height": ["width"]},
+        "dependentRequired": {spec.name: [spec.together] for spec in CONTRACT if spec.together},
     }

@@ -1,21 +1,10 @@
-"""Input cases shared by the tests of both doors (RunPod and the local alpha API)."""
+"""Input cases shared by the tests of every door (Request.parse, the RunPod handler, RunPod's local API and the
+local alpha API): ``CORPUS`` is the one table of bad job inputs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
-
-# (job input, words the error message must contain); each is refused before ComfyUI sees a job.
-BAD_INPUTS: list[tuple[Any, str]] = [
-    ({}, "'prompt' is required"),
-    ({"prompt": ""}, "'prompt' must not be empty"),
-    ({"prompt": 42}, "'prompt' must be a string"),
-    ({"prompt": "x", "seed": "7"}, "'seed' must be an integer"),
-    ({"prompt": "x", "seed": True}, "'seed' must be an integer"),
-    ({"prompt": "x", "width": 1000, "height": 1000}, "size 1000x1000"),
-    ({"prompt": "x", "width": 1024}, "'height' is missing"),
-    ({"prompt": "x", "sampler": "euler"}, "unknown field 'sampler'"),
-]
 
 SEED_RANGE = "must be from 0 to 9007199254740991"
 NOT_OBJECT = "input must be a JSON object"
@@ -49,6 +38,7 @@ CORPUS: list[BadInput] = [
     _bad("tabs-newlines", {"prompt": "\t\n\r\v\f "}, "prompt", "'prompt' must not be empty"),
     _bad("unicode-spaces", {"prompt": "\u3000\u00a0\u2003\u2028"}, "prompt", "'prompt' must not be empty"),
     _bad("invisible-only", {"prompt": "\u200b\u2060\ufeff"}, "prompt", "'prompt' has no visible characters"),
+    _bad("invisible-and-space", {"prompt": "\u200b\u200d\u2060 \ufeff"}, "prompt", "has no visible characters"),
     # wrong types and nulls
     _bad("prompt-int", {"prompt": 42}, "prompt", "'prompt' must be a string, got an integer"),
     _bad("prompt-float", {"prompt": 4.2}, "prompt", "'prompt' must be a string, got a number"),
@@ -127,6 +117,12 @@ CORPUS: list[BadInput] = [
     _bad("size-huge", {"prompt": "x", "width": 100_000, "height": 100_000}, "width", "got 100000"),
     _bad("height-huge", {"prompt": "x", "width": 1024, "height": 2**40}, "height", "'height' must be from 64"),
     _bad(
+        "width-8256",
+        {"prompt": "x", "width": 8256, "height": 1024},
+        "width",
+        "'width' must be from 64 to 8192, got 8256",
+    ),
+    _bad(
         "size-strings",
         {"prompt": "x", "width": "1024", "height": "1024"},
         "width",
@@ -137,6 +133,12 @@ CORPUS: list[BadInput] = [
         {"prompt": "x", "width": 1024.0, "height": 1024.0},
         "width",
         "'width' must be an integer, got a number",
+    ),
+    _bad(
+        "height-float",
+        {"prompt": "x", "width": 1024, "height": 1024.0},
+        "height",
+        "'height' must be an integer, got a number",
     ),
     _bad("size-nulls", {"prompt": "x", "width": None, "height": None}, "width", "'width' must be an integer, got null"),
     _bad(

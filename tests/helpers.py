@@ -26,6 +26,7 @@ from PIL import Image
 
 from handler.comfyui.client import ComfyClient
 from handler.comfyui.process import ComfyProcess
+from handler.errors import AlphaError, statuses
 from handler.paths import REPO
 from handler.settings import Settings
 
@@ -89,6 +90,69 @@ def assert_success_contract(output: dict[str, Any]) -> tuple[bytes, dict[str, An
     assert alpha.min() < alpha.max(), "alpha must not be constant"
     assert output["filename"].startswith("alpha_") and output["filename"].endswith(".png")
     return png, output["info"]
+
+
+ERROR_KEYS = {"status", "error", "code", "message", "field"}
+EXECUTION_KEYS = {"node_id", "node_type", "exception_type"}
+
+
+def _refresh_codes() -> set[str]:
+    """The codes whose errors ask RunPod for a fresh worker (``refresh_worker``)."""
+    codes, todo = set(), [AlphaError]
+    while todo:
+        cls = todo.pop()
+        todo += cls.__subclasses__()
+        if cls.refresh_worker:
+            codes.add(cls.code)
+    return codes
+
+
+def assert_error(body: Any, code: str, field: str | None, *, words: str | None = None) -> dict[str, Any]:
+    """The one error shape (README, "Failure"; ``handler.errors.error_body``), whichever door produced it.
+    ``body`` is one of:
+
+    - the body itself (the alpha API's JSON): exactly ``{"status": "error", "error": "<code>: <message>", "code",
+      "message", "field"}``, plus ``node_id``, ``node_type`` and ``exception_type`` exactly for ``execution_error``;
+    - a RunPod job result (``run_job``): RunPod lifted ``error`` out of the handler's output and turned
+      ``refresh_worker`` into ``stopPod``; put back together it is the body above, and ``stopPod`` is there
+      exactly for the codes that refresh the worker;
+    - a ``/runsync`` reply of a failed job (RunPod's local API keeps only ``{"id", "status": "FAILED",
+      "error"}``): the code, the words, and the field quoted in the message.
+
+    ``words``: text the message must contain. Returns the body (put back together for a job result)."""
+    assert code in statuses(), f"{code!r} is not an error code a door answers with"
+    assert isinstance(body, dict), f"an error body is a JSON object, got {body!r:.300}"
+    if "output" in body:
+        return _assert_job_error(body, code, field, words)
+    if body.get("status") == "FAILED":
+        _assert_runsync_error(body, code, field, words)
+        return body
+    expected = ERROR_KEYS | (EXECUTION_KEYS if code == "execution_error" else set())
+    assert set(body) == expected, f"error body keys {sorted(body)}, expected {sorted(expected)}: {body!r:.300}"
+    assert (body["status"], body["code"], body["field"]) == ("error", code, field), body
+    message = body["message"]
+    assert isinstance(message, str) and message and body["error"] == f"{code}: {message}", body
+    assert all(body[key] is None or isinstance(body[key], str) for key in expected & EXECUTION_KEYS), body
+    assert words is None or words in message, f"{words!r} not in {message!r}"
+    return body
+
+
+def _assert_job_error(result: dict[str, Any], code: str, field: str | None, words: str | None) -> dict[str, Any]:
+    assert set(result) <= {"output", "error", "stopPod"} and "error" in result, f"a failed job: {result!r:.300}"
+    output = result["output"]
+    assert isinstance(output, dict) and not {"error", "refresh_worker"} & set(output), f"RunPod lifts them: {output}"
+    assert ("stopPod" in result) == (code in _refresh_codes()), f"stopPod for {code}: {result.get('stopPod')}"
+    assert result.get("stopPod", True) is True, result
+    return assert_error({**output, "error": result["error"]}, code, field, words=words)
+
+
+def _assert_runsync_error(body: dict[str, Any], code: str, field: str | None, words: str | None) -> None:
+    assert set(body) == {"id", "status", "error"}, f"a FAILED /runsync reply: {body!r:.300}"
+    error = body["error"]
+    assert isinstance(error, str) and error.startswith(f"{code}: ") and error != f"{code}: ", body
+    message = error.removeprefix(f"{code}: ")
+    assert field is None or f"'{field}'" in message, f"the message does not name '{field}': {message!r}"
+    assert words is None or words in message, f"{words!r} not in {message!r}"
 
 
 @dataclass

@@ -35,7 +35,7 @@ from handler.settings import Settings
 from handler.workflow.graph import Workflow
 from tests.conftest import running_comfy
 from tests.faults.proxy import Proxy
-from tests.helpers import RunningComfy, ServerThread, free_port, rgba
+from tests.helpers import RunningComfy, ServerThread, assert_error, free_port, rgba
 
 pytestmark = pytest.mark.comfyui
 LONG_STEPS = 60  # several seconds of sampling on the CPU: room to strike mid-job
@@ -119,8 +119,7 @@ def test_sigkill_mid_sampling_fails_fast_and_asks_for_a_new_worker(own_comfy: Ru
     os.killpg(own_comfy.process.proc.pid, signal.SIGKILL)
     result = job.wait()
     took = job.finished - killed
-    assert result["error"].startswith("comfyui_unavailable: "), result
-    assert result["output"]["code"] == "comfyui_unavailable"
+    assert_error(result, "comfyui_unavailable", None)
     assert result.get("stopPod") is True, "refresh_worker: RunPod replaces this worker"
     assert took < 5.0, f"noticed after {took:.1f} s"
     assert leftovers(own_comfy.settings) == []
@@ -138,6 +137,7 @@ def test_sigstop_times_out_at_the_deadline_then_recovers(own_comfy: RunningComfy
     finally:
         os.killpg(own_comfy.process.proc.pid, signal.SIGCONT)
     took = job.finished - job.started
+    assert_error(result, "timeout", None)
     assert result["error"].startswith("timeout: deadline of 15 s passed"), result
     assert result.get("stopPod") is None, "a hung ComfyUI is not a dead one"
     assert deadline_s <= took < deadline_s + 4, f"failed after {took:.1f} s"
@@ -247,9 +247,8 @@ def test_a_node_failure_is_a_structured_execution_error(comfy: RunningComfy) -> 
     # Not in test mode, so the 328 px size reaches ComfyUI as it is (the models are the test ones all the same).
     generator = Generator(comfy.settings.replace(test_models=False), workflow=broken, client=comfy.client)
     result = Job(generator, {"prompt": "a comb", "seed": 8}).start().wait()
-    output = result["output"]
+    output = assert_error(result, "execution_error", None)
     decoder = next(i for i, n in graph.items() if n["class_type"] == "LayeredDiffusionDecodeRGBA")
-    assert output["code"] == "execution_error" and result["error"].startswith("execution_error: ")
     assert (output["node_id"], output["node_type"], output["exception_type"]) == (
         decoder,
         "LayeredDiffusionDecodeRGBA",

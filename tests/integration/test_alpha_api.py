@@ -16,8 +16,7 @@ from handler.doors.alpha.server import STORE, create_app
 from handler.generate import Generator
 from handler.settings import Settings
 from handler.workflow.graph import Workflow
-from tests.cases import BAD_INPUTS
-from tests.helpers import Reply, RunningComfy, ServerThread, decode_png, http
+from tests.helpers import Reply, RunningComfy, ServerThread, assert_error, decode_png, http
 from tests.workflow_mutants import ONLINE, write
 
 pytestmark = pytest.mark.comfyui
@@ -68,18 +67,6 @@ def test_txt2img_contract_and_the_served_file(api: ServerThread, comfy: RunningC
     # ComfyUI's own copy (<stem>_00001_.png) was deleted once read; only the served copy remains.
     assert comfy.settings.output_dir is not None
     assert list(comfy.settings.output_dir.glob(f"{name.removesuffix('.png')}_*")) == []
-
-
-@pytest.mark.parametrize(("job_input", "words"), BAD_INPUTS)
-def test_bad_input_is_400_and_submits_nothing(
-    api: ServerThread, comfy: RunningComfy, job_input: Any, words: str
-) -> None:
-    before = comfy.history_size()
-    reply = txt2img(api, job_input)
-    assert reply.status == 400
-    body = reply.json()
-    assert body["code"] == "invalid_input" and words in body["message"]
-    assert comfy.history_size() == before
 
 
 def test_health_is_ready_against_the_real_comfyui(api: ServerThread) -> None:
@@ -159,7 +146,8 @@ def test_token_refuses_before_any_work(comfy: RunningComfy, tmp_path: Path) -> N
     with serve(comfy.settings, serve_dir=served, serve_token=TOKEN, test_size=64) as server:
         before = comfy.history_size()
         refused = txt2img(server, {"prompt": "a moth"})
-        assert refused.status == 401 and refused.json()["code"] == "unauthorized"
+        assert refused.status == 401
+        assert_error(refused.json(), "unauthorized", None)
         assert comfy.history_size() == before and not served.exists()
         accepted = txt2img(server, {"prompt": "a moth"}, {"Authorization": f"Bearer {TOKEN}"})
         assert accepted.status == 200, accepted.body[:300]

@@ -20,7 +20,7 @@ from handler.generate import Generator
 from handler.settings import Settings
 from handler.workflow.graph import Workflow
 from tests.fake_s3 import FakeS3
-from tests.helpers import RunningComfy, ServerThread, decode_png
+from tests.helpers import RunningComfy, ServerThread, assert_error, decode_png
 
 pytestmark = pytest.mark.comfyui
 
@@ -89,7 +89,8 @@ def test_an_opaque_image_fails_with_its_coverage(settings: Settings) -> None:
         "transparency_failed: the output's alpha is 100% opaque: 4096 of 4096 pixels "
         "(threshold 99.9%, ALPHA_MAX_UNIFORM_ALPHA): LayerDiffuse did not take effect"
     )
-    assert result["output"]["code"] == "transparency_failed" and "stopPod" not in result
+    assert_error(result, "transparency_failed", None)
+    assert "stopPod" not in result
     assert files(settings.output_dir) == before, "a failed job leaves no output file"
 
 
@@ -98,6 +99,7 @@ def test_a_nearly_opaque_image_fails_at_the_threshold_only(settings: Settings) -
     workflow = with_alpha_mask(settings, holes=2)
     before = files(settings.output_dir)
     failed = run(settings, {"prompt": "a glass apple", "seed": 12}, workflow)
+    assert_error(failed, "transparency_failed", None)
     assert failed["error"].startswith(
         "transparency_failed: the output's alpha is 99.9023% opaque: 4092 of 4096 "
         "pixels (threshold 99.9%, ALPHA_MAX_UNIFORM_ALPHA)"
@@ -121,7 +123,7 @@ def test_an_output_over_the_limit_fails_as_output_too_large(settings: Settings) 
     assert match, result["error"]
     output_bytes, png_bytes = int(match[1]), int(match[2])
     assert png_bytes > 4096 and output_bytes > 2 * png_bytes * 4 // 3
-    assert result["output"]["code"] == "output_too_large"
+    assert_error(result, "output_too_large", None)
     assert files(settings.output_dir) == before
 
 

@@ -11,6 +11,7 @@ import urllib.parse
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -22,7 +23,7 @@ from handler.errors import AlphaError, statuses
 from handler.generate import Generator
 from handler.paths import REPO
 from handler.settings import Settings
-from tests.helpers import Reply, ServerThread, free_port, http, raw_get
+from tests.helpers import Reply, ServerThread, assert_error, free_port, http, raw_get
 
 TOKEN = "unit-test-token-0123456789"
 SECRET = b"TOP-SECRET-" + uuid.uuid4().hex.encode()
@@ -151,7 +152,7 @@ def test_traversal_corpus_serves_nothing_outside(server: ServerThread, planted: 
             not_found_bodies.add(reply.body)
     # Every refusal looks the same: no hint of what exists.
     assert len(not_found_bodies) == 1
-    assert json.loads(not_found_bodies.pop())["code"] == "not_found"
+    assert_error(json.loads(not_found_bodies.pop()), "not_found", None)
     control = raw_get(server.port, b"/alpha/v1/file/" + planted["good"].encode())
     assert control.status == 200 and control.body == png_with(b"the served file")
 
@@ -169,12 +170,9 @@ def test_file_headers_and_head(server: ServerThread, planted: dict[str, str]) ->
     assert head.headers["Content-Type"] == "image/png"
 
 
-def error(reply: Reply, status: int, code: str) -> dict[str, object]:
-    assert reply.status == status, (reply.status, reply.body[:300])
-    body: dict[str, object] = reply.json()
-    assert body["status"] == "error" and body["code"] == code and body["error"] == f"{code}: {body['message']}"
-    assert "field" in body
-    return body
+def error(reply: Reply, status: int, code: str, field: str | None = None) -> dict[str, Any]:
+    assert reply.status == status == statuses()[code], (reply.status, reply.body[:300])
+    return assert_error(reply.json(), code, field)
 
 
 def post(server: ServerThread, body: bytes, headers: dict[str, str] | None = None) -> Reply:
@@ -182,10 +180,10 @@ def post(server: ServerThread, body: bytes, headers: dict[str, str] | None = Non
 
 
 def test_error_shapes_without_comfyui(server: ServerThread) -> None:
-    assert error(post(server, b"{not json"), 400, "invalid_input")["field"] is None
+    error(post(server, b"{not json"), 400, "invalid_input", None)
     listed = error(post(server, b'["prompt"]'), 400, "invalid_input")
     assert listed["message"] == "input must be a JSON object, got an array"
-    assert error(post(server, b'{"prompt": "x", "steps": 3}'), 400, "invalid_input")["field"] == "steps"
+    error(post(server, b'{"prompt": "x", "steps": 3}'), 400, "invalid_input", "steps")
     assert error(post(server, b"\xff\xfe"), 400, "invalid_input")
     # Valid input, but ComfyUI is down: 503, not a crash and not a hang.
     down = error(post(server, b'{"prompt": "a cat"}'), 503, "comfyui_unavailable")
@@ -254,7 +252,7 @@ def test_token_guards_every_endpoint(tmp_path: Path) -> None:
                 assert reply.status == 401, (method, path, headers)
                 assert reply.headers["WWW-Authenticate"].startswith("Bearer")
                 if method != "HEAD":
-                    assert reply.json()["code"] == "unauthorized"
+                    assert_error(reply.json(), "unauthorized", None)
                 assert TOKEN.encode() not in reply.body
             authorized = http(method, server.url + path, body, {"Authorization": f"Bearer {TOKEN}"})
             assert authorized.status != 401, (method, path)

@@ -24,7 +24,7 @@ from handler.errors import OutputTooLarge, UploadFailed
 from handler.generate import Generator, Result
 from handler.settings import Settings
 from tests.fake_s3 import FakeS3
-from tests.helpers import ServerThread
+from tests.helpers import ServerThread, assert_error
 
 KEY_ID = "AKIDFAKE0123456789"
 SECRET = "fake-secret-" + "9" * 24
@@ -203,8 +203,9 @@ def run(settings: Settings, data: bytes) -> dict[str, Any]:
 def test_the_runpod_handler_fails_the_job_when_too_large() -> None:
     data = png_bytes(128)
     job_result = run(Settings(max_output_bytes=4096), data)
+    assert_error(job_result, "output_too_large", None, words="the output is ")
     assert job_result["error"].startswith("output_too_large: the output is ")
-    assert job_result["output"]["code"] == "output_too_large" and "stopPod" not in job_result
+    assert "stopPod" not in job_result
 
 
 def test_the_runpod_handler_returns_the_uploaded_url(s3: tuple[FakeS3, ServerThread]) -> None:

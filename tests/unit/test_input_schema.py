@@ -1,0 +1,199 @@
+"""The input contract (handler/request.py ``CONTRACT``): the published schema is pinned (the OpenAPI document
+serves it), and it agrees with ``Request.parse`` field by field."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import pytest
+
+from handler.errors import InputError
+from handler.generate import Generator
+from handler.paths import REPO
+from handler.request import CONTRACT, FIELDS, Field, Request, Side, input_schema
+from handler.settings import Settings
+from handler.workflow.graph import Workflow
+
+SIZES = Workflow.load(Settings().workflow).sizes
+SHIPPED = [640, 768, 832, 896, 1024, 1152, 1216, 1344, 1536]
+
+PINNED: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["prompt"],
+    "properties": {
+        "prompt": {
+            "type": "string",
+            "maxLength": 2000,
+            "minLength": 1,
+            "description": "What to draw; must not be blank.",
+        },
+        "negative_prompt": {
+            "type": "string",
+            "maxLength": 2000,
+            "description": "What to avoid; omitted means the workflow's default.",
+        },
+        "seed": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 9007199254740991,
+            "description": "Sampler seed; omitted means a random seed, reported in `info.seed`.",
+        },
+        "width": {
+            "type": "integer",
+            "enum": SHIPPED,
+            "description": "Given together with `height`, as one of: 1024x1024, 1152x896, 896x1152, 1216x832, "
+            "832x1216, 1344x768, 768x1344, 1536x640, 640x1536.",
+        },
+        "height": {"type": "integer", "enum": SHIPPED, "description": "Given together with `width`."},
+        "workflow": {
+            "type": "string",
+            "enum": ["alpha_txt2img", "alpha_txt2img_conv"],
+            "description": "A named workflow; omitted means the production one.",
+        },
+    },
+    "dependentRequired": {"width": ["height"], "height": ["width"]},
+}
+
+
+def same(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Equal, key order included (the document is served as JSON)."""
+    return json.dumps(a) == json.dumps(b)
+
+
+def test_the_schema_with_named_workflows_is_pinned() -> None:
+    assert same(input_schema(SIZES, ["alpha_txt2img", "alpha_txt2img_conv"]), PINNED)
+
+
+def test_without_named_workflows_the_schema_has_no_workflow_property() -> None:
+    pinned = json.loads(json.dumps(PINNED))
+    del pinned["properties"]["workflow"]
+    assert same(input_schema(SIZES), pinned)
+
+
+def test_size_enums_are_sorted_and_unique_per_axis() -> None:
+    schema = input_schema([(640, 1536), (1024, 1024), (1024, 640)], ("b", "a"))
+    width, height = schema["properties"]["width"], schema["properties"]["height"]
+    assert (width["enum"], height["enum"]) == ([640, 1024], [640, 1024, 1536])
+    assert width["description"] == "Given together with `height`, as one of: 640x1536, 1024x1024, 1024x640."
+    assert schema["properties"]["workflow"]["enum"] == ["b", "a"], "the allowlist's order"
+
+
+# A worker with named workflows: every field is offered, and what every door runs before it submits
+# (Request.parse, then Generator.pick: the allowlist and the width x height pair) is the validation.
+NAMED = tuple(REPO / "workflows" / f"{name}.json" for name in ("alpha_txt2img", "alpha_txt2img_conv"))
+GENERATOR = Generator(Settings().replace(workflow_allowlist=NAMED))
+SCHEMA = input_schema(SIZES, list(GENERATOR.allowed))
+PROPERTIES: dict[str, Any] = SCHEMA["properties"]
+# The keywords the probes below know; a new one in a field's schema needs its probes first.
+KEYWORDS = {"type", "minimum", "maximum", "minLength", "maxLength", "enum", "description"}
+WRONG_TYPES: dict[str, list[Any]] = {
+    "string": [None, True, 0, 1.5, [], {}],
+    "integer": [None, True, 1.5, "7", [], {}],
+}
+
+
+def validate(data: dict[str, Any]) -> Request:
+    request = Request.parse(data)
+    GENERATOR.pick(request)
+    return request
+
+
+def probes(fragment: dict[str, Any]) -> list[tuple[Any, bool]]:
+    """Values at the bounds the fragment states (the schema accepts them), and values just past them or of
+    another JSON type (it refuses them): (value, accepted)."""
+    assert set(fragment) <= KEYWORDS, f"no probes for {set(fragment) - KEYWORDS}"
+    cases: list[tuple[Any, bool]] = [(value, False) for value in WRONG_TYPES[fragment["type"]]]
+    if fragment["type"] == "string" and "enum" not in fragment:
+        shortest, longest = fragment.get("minLength", 0), fragment["maxLength"]
+        cases += [("a" * shortest, True), ("a" * longest, True), ("a" * (longest + 1), False)]
+        cases += [("a" * (shortest - 1), False)] if shortest else []
+    if "minimum" in fragment:
+        low, high = fragment["minimum"], fragment["maximum"]
+        cases += [(low, True), (high, True), (low - 1, False), (high + 1, False)]
+    if "enum" in fragment:
+        values = fragment["enum"]
+        cases += [(value, True) for value in values]
+        if fragment["type"] == "integer":
+            gap = next(v for v in range(min(values), max(values)) if v not in values)
+            cases += [(min(values) - 1, False), (max(values) + 1, False), (gap, False)]
+        else:
+            cases += [(f"{values[0]}_unlisted", False)]
+    return cases
+
+
+def job(spec: Field, value: Any, accepted: bool) -> dict[str, Any]:
+    """An input with ``value`` for the field and valid values elsewhere; a side comes with its partner, which
+    makes an allowed size with an accepted value."""
+    data: dict[str, Any] = {"prompt": "x", spec.name: value}
+    if isinstance(spec, Side) and spec.together is not None:
+        size = next(size for size in SIZES if not accepted or size[spec.axis] == value)
+        data[spec.together] = size[1 - spec.axis]
+    return data
+
+
+CASES = [(spec, value, ok) for spec in CONTRACT for value, ok in probes(PROPERTIES[spec.name])]
+
+
+def case_id(spec: Field, value: Any, accepted: bool) -> str:
+    shown = f"{len(value)}-chars" if isinstance(value, str) and len(value) > 12 else repr(value)
+    return f"{spec.name}-{'accepted' if accepted else 'refused'}-{shown}"
+
+
+@pytest.mark.parametrize(("spec", "value", "accepted"), CASES, ids=[case_id(*case) for case in CASES])
+def test_schema_and_validation_agree(spec: Field, value: Any, accepted: bool) -> None:
+    data = job(spec, value, accepted)
+    if accepted:
+        assert getattr(validate(data), spec.name) == value
+        return
+    with pytest.raises(InputError) as caught:
+        validate(data)
+    # A pair outside the workflow's sizes is named by 'width' (check_size), whichever side is off.
+    assert (caught.value.code, caught.value.field) in {("invalid_input", spec.name), ("invalid_input", spec.together)}
+
+
+def test_the_schema_states_every_declared_field_and_no_other() -> None:
+    assert list(PROPERTIES) == list(FIELDS) == [f.name for f in dataclasses.fields(Request)]
+    assert set(SCHEMA["required"]) <= set(FIELDS) and SCHEMA["additionalProperties"] is False
+    assert {name for pair in SCHEMA["dependentRequired"].items() for name in (pair[0], *pair[1])} <= set(FIELDS)
+    with pytest.raises(InputError) as caught:
+        validate({"prompt": "x", "sampler": "euler"})
+    assert caught.value.field == "sampler"
+
+
+@pytest.mark.parametrize("name", FIELDS)
+def test_required_fields_are_the_schemas(name: str) -> None:
+    full = {
+        "prompt": "x",
+        "negative_prompt": "y",
+        "seed": 1,
+        "width": 1024,
+        "height": 1024,
+        "workflow": "alpha_txt2img",
+    }
+    assert list(full) == list(FIELDS) and validate(full)
+    del full[name]
+    dependent = SCHEMA["dependentRequired"].get(name, [])
+    if name in SCHEMA["required"] or dependent:
+        with pytest.raises(InputError) as caught:
+            validate(full)
+        assert caught.value.field == name
+    else:
+        assert getattr(validate(full), name) is None
+
+
+def test_side_ranges_hold_every_size_the_schema_lists() -> None:
+    sides = [spec for spec in CONTRACT if isinstance(spec, Side)]
+    assert [side.name for side in sides] == ["width", "height"]
+    assert all(side.low <= value <= side.high for side in sides for value in PROPERTIES[side.name]["enum"])
+
+
+@pytest.mark.parametrize("spec", [s for s in CONTRACT if PROPERTIES[s.name]["type"] == "integer"], ids=lambda s: s.name)
+def test_integral_floats_are_refused_though_json_schema_counts_them_as_integers(spec: Field) -> None:
+    """The one place the parse is stricter than the schema's types: JSON Schema's "integer" takes 1024.0, the
+    parse does not (README: floats refused)."""
+    with pytest.raises(InputError) as caught:
+        validate({**job(spec, 1024, True), spec.name: 1024.0})
+    assert caught.value.field == spec.name
