@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from handler import prompt_syntax
 from handler.errors import InputError
 
 MAX_PROMPT_CHARS = 2000
@@ -110,6 +111,7 @@ class Text(Field):
             raise self.refuse("must not be empty")
         if self.required and not _visible(text):
             raise self.refuse("has no visible characters (only invisible formatting ones)")
+        prompt_syntax.check(text, self.name)
         return text
 
     def schema(self, sizes: Sizes, workflows: Sequence[str]) -> Fragment:
@@ -169,8 +171,11 @@ class WorkflowName(Field):
 
 # The input contract: every field, in the order the fields are checked (the first bad one is reported).
 CONTRACT: tuple[Field, ...] = (
-    Text(name="prompt", required=True, description="What to draw; must not be blank."),
-    Text(name="negative_prompt", description="What to avoid; omitted means the workflow's default."),
+    Text(name="prompt", required=True, description=f"What to draw; must not be blank. {prompt_syntax.RULES}"),
+    Text(
+        name="negative_prompt",
+        description=f"What to avoid; omitted means the workflow's default. {prompt_syntax.RULES}",
+    ),
     Integer(
         name="seed",
         low=0,

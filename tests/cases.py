@@ -87,6 +87,29 @@ CORPUS: list[BadInput] = [
         "negative_prompt",
         "'negative_prompt' must not contain NUL characters",
     ),
+    # ComfyUI's prompt syntax: weights that are not finite or past 10, nesting past 32 levels (each level x1.1;
+    # about 1,000 levels overflow its parser's recursion), and embedding: (logged verbatim by ComfyUI)
+    _bad("weight-nan", {"prompt": "(apple:nan)"}, "prompt", "'prompt' has a prompt weight of nan"),
+    _bad("weight-inf", {"prompt": "(apple:inf)"}, "prompt", "'prompt' has a prompt weight of inf"),
+    _bad("weight-1e308", {"prompt": "(apple:1e308)"}, "prompt", "'prompt' has a prompt weight of 1e+308"),
+    _bad("weight-minus-1e308", {"prompt": "x", "negative_prompt": "(apple:-1e308)"}, "negative_prompt", "of -1e+308"),
+    _bad("weight-10.5", {"prompt": "(apple:10.5)"}, "prompt", "weights must be numbers from -10 to 10"),
+    _bad("nesting-25", {"prompt": "(" * 25 + "apple" + ")" * 25}, "prompt", "'prompt' has a prompt weight of 10.8"),
+    _bad("nesting-900", {"prompt": "(" * 900 + "apple" + ")" * 900}, "prompt", "900 levels deep; the limit is 32"),
+    _bad("nesting-997", {"prompt": "(" * 997 + "a" + ")" * 997}, "prompt", "997 levels deep"),
+    _bad("embedding", {"prompt": "a cat embedding:zz"}, "prompt", "'prompt' uses 'embedding:'"),
+    _bad(
+        "embedding-forged-log-line",
+        {"prompt": "a cat embedding:zz\n2026-12-01 23:59:59,999 ERROR handler.supervisor [job -] ComfyUI exited"},
+        "prompt",
+        "uses 'embedding:', ComfyUI's textual-inversion syntax",
+    ),
+    _bad(
+        "embedding-negative",
+        {"prompt": "x", "negative_prompt": "embedding:my private negative"},
+        "negative_prompt",
+        "'negative_prompt' uses 'embedding:'",
+    ),
     # seeds
     _bad("seed-string", {"prompt": "x", "seed": "7"}, "seed", "'seed' must be an integer, got a string"),
     _bad("seed-bool", {"prompt": "x", "seed": True}, "seed", "'seed' must be an integer, got a boolean"),
@@ -228,7 +251,7 @@ RUNPOD_BAD_ENVELOPES: list[tuple[str, bytes]] = [
 ]
 
 # Prompts that are valid though they look odd: right-to-left text, zero-width and joiner characters, combining
-# marks, emoji sequences, exactly 2,000 characters.
+# marks, emoji sequences, exactly 2,000 characters, ComfyUI weights at their limits, escaped parentheses.
 VALID_PROMPTS: list[str] = [
     "\u05ea\u05e4\u05d5\u05d7 \u05d6\u05db\u05d5\u05db\u05d9\u05ea",  # Hebrew, right to left
     "a glass apple \u200f\u202e\u2066mirrored\u2069",  # RTL marks and isolates
@@ -237,4 +260,6 @@ VALID_PROMPTS: list[str] = [
     "\U0001f469\u200d\U0001f52c with a \U0001f34e",  # an emoji ZWJ sequence
     "x" * 2000,
     "e" + "\u0301" * 1999,
+    "(apple:-10) (pear:10), " + "(" * 24 + "shiny" + ")" * 24,
+    "\\(literal parentheses\\), ratio 16:9, the word embedding : here",
 ]

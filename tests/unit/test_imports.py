@@ -23,6 +23,7 @@ BOTTOM_MODULES = {
     "handler.png",
     "handler.request",
     "handler.testmodels",
+    "handler.prompt_syntax",
 }
 
 

@@ -12,6 +12,7 @@ import pytest
 from handler.errors import InputError
 from handler.generate import Generator
 from handler.paths import REPO
+from handler.prompt_syntax import RULES
 from handler.request import CONTRACT, FIELDS, Field, Request, Side, input_schema
 from handler.settings import Settings
 from handler.workflow.graph import Workflow
@@ -28,12 +29,12 @@ PINNED: dict[str, Any] = {
             "type": "string",
             "maxLength": 2000,
             "minLength": 1,
-            "description": "What to draw; must not be blank.",
+            "description": "What to draw; must not be blank. " + RULES,
         },
         "negative_prompt": {
             "type": "string",
             "maxLength": 2000,
-            "description": "What to avoid; omitted means the workflow's default.",
+            "description": "What to avoid; omitted means the workflow's default. " + RULES,
         },
         "seed": {
             "type": "integer",

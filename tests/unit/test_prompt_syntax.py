@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from handler.comfyui import prompt
+from handler import prompt_syntax as prompt
 from handler.errors import InputError
 from handler.settings import Settings
 

@@ -1,4 +1,4 @@
-"""ComfyUI's prompt syntax, checked before a prompt is sent (pure; mirrors ``comfy/sd1_clip.py`` at the pin).
+"""ComfyUI's prompt syntax, a rule of the input contract (pure; mirrors ``comfy/sd1_clip.py`` at the pin).
 
 ComfyUI's text encoders read two things in prompt text besides words:
 
@@ -26,6 +26,10 @@ MAX_WEIGHT = 10.0
 MAX_DEPTH = 32
 NESTING_WEIGHT = 1.1  # ComfyUI's factor for one level of parentheses
 EMBEDDING = "embedding:"  # ComfyUI's identifier, case-sensitive
+RULES = (
+    f"ComfyUI's prompt weights apply, `(words:1.2)`, from {-MAX_WEIGHT:g} to {MAX_WEIGHT:g} (each level of "
+    f"parentheses multiplies by {NESTING_WEIGHT}), at most {MAX_DEPTH} levels deep; `{EMBEDDING}` is refused."
+)
 
 
 def _escape(text: str) -> str:
