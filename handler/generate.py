@@ -35,6 +35,35 @@ class Result:
     info: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class _Job:
+    """One job, planned: what runs in ComfyUI and what the result reports."""
+
+    workflow: Workflow
+    seed: int
+    width: int
+    height: int
+    run_width: int  # the size and steps that run: the request's, or test mode's
+    run_height: int
+    steps: int | None
+    key: str  # names the job's output files
+    graph: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class _Ran:
+    """The prompt's end in ComfyUI, with when it was submitted and when it finished (monotonic)."""
+
+    prompt_id: str
+    done: Completion
+    submitted: float
+    finished: float
+
+    @property
+    def wait_ms(self) -> int:
+        return int((self.finished - self.submitted) * 1000)
+
+
 def test_size(width: int, height: int, longest: int) -> tuple[int, int]:
     """Scale to the given longest side, keeping the aspect, in multiples of 64."""
     scale = longest / max(width, height)
@@ -108,6 +137,15 @@ class Generator:
         (from another thread) stops the job within a moment: its prompt is interrupted and dequeued."""
         jlog = JobLog(log, job_id)
         deadline = deadline or Deadline(self.settings.job_timeout_s)
+        job = self._plan(request, deadline, jlog)
+        try:
+            ran = self._run(job, deadline, jlog, on_progress=on_progress, cancel=cancel)
+            return self._result(job, ran, deadline, jlog)
+        finally:
+            self._sweep(job.key)
+
+    def _plan(self, request: Request, deadline: Deadline, jlog: JobLog) -> _Job:
+        """The job to run: its workflow (checked), seed, sizes and graph; nothing is sent yet."""
         workflow = self.pick(request)
         if deadline.expired():
             raise JobTimeout(f"the deadline of {deadline.seconds:.0f} s passed before the job could start")
@@ -131,71 +169,78 @@ class Generator:
         )
         jlog.info("job accepted: seed %d, %dx%d, workflow %s", seed, width, height, workflow.name)
         jlog.debug("prompt %r, negative prompt %r", request.prompt, request.negative_prompt)
+        return _Job(workflow, seed, width, height, run_width, run_height, steps, key, graph)
 
+    def _run(
+        self,
+        job: _Job,
+        deadline: Deadline,
+        jlog: JobLog,
+        *,
+        on_progress: ProgressCallback | None,
+        cancel: threading.Event | None,
+    ) -> _Ran:
+        """The job in ComfyUI: the socket opened before the prompt is submitted (no event missed), then
+        followed to the prompt's end."""
+        self.client.retry_cancels()
+        client_id = self.client.new_client_id()
+        ws = self.client.connect(client_id, deadline)
         try:
-            self.client.retry_cancels()
-            client_id = self.client.new_client_id()
-            ws = self.client.connect(client_id, deadline)
+            submitted = time.monotonic()
+            prompt_id = self.client.submit(job.graph, client_id, deadline)
+            jlog.info("submitted prompt %s in %d ms", prompt_id, (time.monotonic() - submitted) * 1000)
             try:
-                submitted = time.monotonic()
-                prompt_id = self.client.submit(graph, client_id, deadline)
-                jlog.info("submitted prompt %s in %d ms", prompt_id, (time.monotonic() - submitted) * 1000)
-                try:
-                    done, ws = self.client.follow(
-                        ws, client_id, prompt_id, deadline, on_progress=on_progress, cancel=cancel
-                    )
-                except BaseException as exc:
-                    jlog.warning(
-                        "prompt %s failed after %d ms (%s); cancelling it",
-                        prompt_id,
-                        (time.monotonic() - submitted) * 1000,
-                        getattr(exc, "code", type(exc).__name__),
-                    )
-                    ws.shutdown()  # type: ignore[no-untyped-call]  # ComfyUI may be frozen: no closing handshake
-                    self.client.cancel(prompt_id)
-                    raise
-            finally:
-                ws.close(timeout=WS_CLOSE_TIMEOUT_S)  # a no-op after shutdown()
-            ran = time.monotonic()
-            jlog.info(
-                "prompt %s finished: execution %s ms, wait %d ms",
-                prompt_id,
-                done.execution_ms,
-                int((ran - submitted) * 1000),
-            )
-
-            png = self._fetch(workflow, done, deadline)
-            stats = check_rgba(png, max_uniform=self.settings.max_uniform_alpha)
-            fetched = time.monotonic()
-            info: dict[str, Any] = {
-                "seed": seed,
-                "width": width,
-                "height": height,
-                "workflow": {"name": workflow.name, "sha256": workflow.sha256},
-                "prompt_id": prompt_id,
-                "alpha": stats.as_dict(),
-                "timings_ms": {
-                    "comfyui_execution": done.execution_ms,
-                    "comfyui_wait": int((ran - submitted) * 1000),
-                    "fetch": int((fetched - ran) * 1000),
-                    "total": deadline.elapsed_ms(),
-                },
-                "versions": self.versions(deadline),
-            }
-            if self.settings.test_models:
-                info["test_mode"] = {"width": run_width, "height": run_height, "steps": steps}
-            jlog.info(
-                "job done in %d ms (prompt %s, fetch %d ms): %d-byte PNG, alpha mean %.1f, %.1f%% transparent",
-                info["timings_ms"]["total"],
-                prompt_id,
-                info["timings_ms"]["fetch"],
-                len(png),
-                stats.alpha_mean,
-                stats.transparent * 100,
-            )
-            return Result(png=png, filename=f"alpha_{key}.png", info=info)
+                done, ws = self.client.follow(
+                    ws, client_id, prompt_id, deadline, on_progress=on_progress, cancel=cancel
+                )
+            except BaseException as exc:
+                jlog.warning(
+                    "prompt %s failed after %d ms (%s); cancelling it",
+                    prompt_id,
+                    (time.monotonic() - submitted) * 1000,
+                    getattr(exc, "code", type(exc).__name__),
+                )
+                ws.shutdown()  # type: ignore[no-untyped-call]  # ComfyUI may be frozen: no closing handshake
+                self.client.cancel(prompt_id)
+                raise
         finally:
-            self._sweep(key)
+            ws.close(timeout=WS_CLOSE_TIMEOUT_S)  # a no-op after shutdown()
+        ran = _Ran(prompt_id, done, submitted, time.monotonic())
+        jlog.info("prompt %s finished: execution %s ms, wait %d ms", prompt_id, done.execution_ms, ran.wait_ms)
+        return ran
+
+    def _result(self, job: _Job, ran: _Ran, deadline: Deadline, jlog: JobLog) -> Result:
+        """The PNG fetched and checked for real transparency, with what the job reports about itself."""
+        png = self._fetch(job.workflow, ran.done, deadline)
+        stats = check_rgba(png, max_uniform=self.settings.max_uniform_alpha)
+        fetched = time.monotonic()
+        info: dict[str, Any] = {
+            "seed": job.seed,
+            "width": job.width,
+            "height": job.height,
+            "workflow": {"name": job.workflow.name, "sha256": job.workflow.sha256},
+            "prompt_id": ran.prompt_id,
+            "alpha": stats.as_dict(),
+            "timings_ms": {
+                "comfyui_execution": ran.done.execution_ms,
+                "comfyui_wait": ran.wait_ms,
+                "fetch": int((fetched - ran.finished) * 1000),
+                "total": deadline.elapsed_ms(),
+            },
+            "versions": self.versions(deadline),
+        }
+        if self.settings.test_models:
+            info["test_mode"] = {"width": job.run_width, "height": job.run_height, "steps": job.steps}
+        jlog.info(
+            "job done in %d ms (prompt %s, fetch %d ms): %d-byte PNG, alpha mean %.1f, %.1f%% transparent",
+            info["timings_ms"]["total"],
+            ran.prompt_id,
+            info["timings_ms"]["fetch"],
+            len(png),
+            stats.alpha_mean,
+            stats.transparent * 100,
+        )
+        return Result(png=png, filename=f"alpha_{job.key}.png", info=info)
 
     def warm_up(self) -> Result:
         """One job through the core: the production workflow at ALPHA_WARMUP_STEPS (test mode: its own steps

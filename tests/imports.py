@@ -65,6 +65,17 @@ def loaded_by(module: str) -> set[str]:
     return seen
 
 
+def _pop_group(stack: list[str], on_stack: set[str], root: str) -> list[str]:
+    """Tarjan's step: the stack down to ``root`` is one strongly connected group."""
+    group = []
+    while True:
+        member = stack.pop()
+        on_stack.discard(member)
+        group.append(member)
+        if member == root:
+            return group
+
+
 def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
     """Each strongly connected group of two or more modules (Tarjan), as a sorted list."""
     index: dict[str, int] = {}
@@ -84,13 +95,7 @@ def cycles(edges: dict[str, set[str]]) -> list[list[str]]:
             elif target in on_stack:
                 low[node] = min(low[node], index[target])
         if low[node] == index[node]:
-            group = []
-            while True:
-                member = stack.pop()
-                on_stack.discard(member)
-                group.append(member)
-                if member == node:
-                    break
+            group = _pop_group(stack, on_stack, node)
             if len(group) > 1:
                 found.append(sorted(group))
 

@@ -1,47 +1,31 @@
 """The ComfyUI client: HTTP for commands and results, a websocket for progress.
 
 Every call has a deadline. The websocket is opened *before* the prompt is
-submitted so that no event can be missed. A socket that stayed up the whole
-prompt saw every event, so its ``executed`` outputs and ``execution_success``
-complete the job; otherwise ``/history`` is the source of truth: it is read
-after a reconnect and whenever the socket stays silent, so a completion is
-never lost.
+submitted so that no event can be missed; ``follow`` (handler/comfyui/follow.py)
+then reads it until the prompt finished.
 """
 
 from __future__ import annotations
 
-import contextlib
-import itertools
-import json
 import logging
 import threading
-import time
 import uuid
-from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
 import requests
 import websocket
-from websocket import ABNF
 
-from handler.comfyui.events import Completion, completion_from_history, raise_for_failure, validation_error
+from handler.comfyui.events import Completion, validation_error
+from handler.comfyui.follow import Follower, ProgressCallback
 from handler.deadline import Deadline
-from handler.errors import ComfyGone, ComfyUnavailable, ComfyUnresponsive, JobCancelled, JobTimeout
+from handler.errors import ComfyGone, ComfyUnavailable, ComfyUnresponsive, JobTimeout
 
 log = logging.getLogger(__name__)
 
 MAX_IMAGE_BYTES = 64 * 2**20
-# How often follow() wakes up to look at the cancel event and the deadline.
-TICK_S = 0.5
-# How long the socket may stay silent before /history is consulted and a ping sent...
-SILENCE_S = 5.0
-# ...and how long that ping may go unanswered before the connection counts as dead.
-PONG_TIMEOUT_S = 5.0
-RECONNECT_BACKOFF_S = (0.25, 0.5, 1.0, 2.0)
 CANCEL_TIMEOUT_S = 2.0
 
-ProgressCallback = Callable[[int, int], None]
 __all__ = ["ComfyClient", "Completion", "ProgressCallback"]
 
 
@@ -181,24 +165,6 @@ class ComfyClient:
                 raise JobTimeout(f"deadline of {deadline.seconds:.0f} s passed opening the websocket") from None
             raise ComfyUnresponsive(f"cannot open ComfyUI's websocket: {exc}") from None
 
-    def _reconnect(self, client_id: str, deadline: Deadline) -> websocket.WebSocket:
-        """A new socket with bounded backoff. Refused connections mean ComfyUI died: give up after a few.
-        Anything else (a hung ComfyUI, a flaky link) is retried until the deadline."""
-        refused = 0
-        pauses = itertools.chain(RECONNECT_BACKOFF_S, itertools.repeat(RECONNECT_BACKOFF_S[-1]))
-        while True:
-            time.sleep(min(next(pauses), deadline.remaining()))
-            if deadline.expired():
-                raise JobTimeout(f"deadline of {deadline.seconds:.0f} s passed while reconnecting the websocket")
-            try:
-                return self.connect(client_id, deadline)
-            except ComfyGone as exc:
-                refused += 1
-                if refused >= len(RECONNECT_BACKOFF_S):
-                    raise ComfyGone(f"ComfyUI's websocket closed and ComfyUI is gone: {exc.message}") from None
-            except ComfyUnresponsive as exc:
-                log.info("websocket reconnect failed (%s); retrying", exc.message)
-
     def follow(
         self,
         ws: websocket.WebSocket,
@@ -214,91 +180,4 @@ class ComfyClient:
         Every TICK_S it looks at ``cancel`` and the deadline. After SILENCE_S of silence it reads /history
         (the completion may have happened unseen) and pings; a ping unanswered for PONG_TIMEOUT_S means a
         dead connection, which is replaced like a closed one, and /history read again."""
-        reconnects = 0
-        started_ms: int | None = None
-        outputs: dict[str, Any] = {}  # from `executed` events, by node id
-        heard, pinged = time.monotonic(), None
-        while True:
-            if cancel is not None and cancel.is_set():
-                raise JobCancelled(f"prompt {prompt_id} was cancelled")
-            if deadline.expired():
-                raise JobTimeout(
-                    f"deadline of {deadline.seconds:.0f} s passed while prompt {prompt_id} was queued or running"
-                )
-            try:
-                ws.settimeout(deadline.cap(TICK_S))
-                opcode, frame = ws.recv_data(control_frame=True)
-                if opcode == ABNF.OPCODE_CLOSE:
-                    raise websocket.WebSocketConnectionClosedException("ComfyUI closed the websocket")
-            except websocket.WebSocketTimeoutException:
-                now = time.monotonic()
-                if pinged is None and now - heard < SILENCE_S:
-                    continue
-                if pinged is not None and now - pinged < PONG_TIMEOUT_S:
-                    continue
-                if pinged is None:
-                    done = self._check_history(prompt_id, deadline, reconnects)
-                    if done:
-                        return done, ws
-                    with contextlib.suppress(websocket.WebSocketException, OSError):
-                        ws.ping()  # a closed socket fails the next recv, which reconnects
-                    pinged = now
-                    continue
-                log.warning(
-                    "websocket silent for %.0f s and a ping unanswered while following prompt %s; reconnecting",
-                    now - heard,
-                    prompt_id,
-                )
-                exc_text = "no pong"
-            except (websocket.WebSocketConnectionClosedException, OSError) as exc:
-                log.warning("websocket lost while following prompt %s (%s); reconnecting", prompt_id, exc)
-                exc_text = str(exc)
-            else:
-                heard, pinged = time.monotonic(), None
-                if opcode != ABNF.OPCODE_TEXT:
-                    continue  # pongs, pings, binary preview frames
-                message = json.loads(frame)
-                kind, data = message.get("type"), message.get("data") or {}
-                if data.get("prompt_id") != prompt_id:
-                    continue
-                raise_for_failure(kind, data, prompt_id)
-                if kind == "execution_start":
-                    started_ms = data.get("timestamp")
-                elif kind == "executed" and isinstance(data.get("output"), dict):
-                    outputs[str(data.get("node"))] = data["output"]
-                elif kind == "execution_success" and outputs and not reconnects:
-                    # Done, and this socket saw every event: no need to wait for `executing: null` or read
-                    # /history. Right after that message ComfyUI runs gc.collect() every 10 s, which stalls
-                    # its HTTP server for a few hundred ms (bench/overhead.py); this misses the stall.
-                    return Completion(prompt_id, outputs, started_ms, data.get("timestamp")), ws
-                elif kind == "progress" and on_progress is not None:
-                    on_progress(int(data.get("value", 0)), int(data.get("max", 0)))
-                elif kind == "executing" and data.get("node") is None:
-                    # Only now is /history written.
-                    done = self._check_history(prompt_id, deadline, reconnects)
-                    if done is None:
-                        raise ComfyUnavailable(f"prompt {prompt_id} finished but has no history entry")
-                    done.started_ms = done.started_ms or started_ms
-                    return done, ws
-                continue
-            ws.shutdown()  # type: ignore[no-untyped-call]  # no closing handshake: the peer may be frozen
-            log.debug("replacing the websocket: %s", exc_text)
-            ws = self._reconnect(client_id, deadline)
-            reconnects += 1
-            heard, pinged = time.monotonic(), None
-            done = self._check_history(prompt_id, deadline, reconnects)
-            if done:
-                return done, ws
-
-    def _check_history(self, prompt_id: str, deadline: Deadline, reconnects: int) -> Completion | None:
-        """The finished prompt from /history, or None. A ComfyUI that does not answer in time is no news: the
-        deadline decides, not the HTTP timeout."""
-        try:
-            entry = self.history(prompt_id, deadline)
-        except ComfyUnresponsive as exc:
-            log.warning("/history did not answer while following prompt %s: %s", prompt_id, exc.message)
-            return None
-        done = completion_from_history(prompt_id, entry) if entry else None
-        if done is not None:
-            done.reconnects = reconnects
-        return done
+        return Follower(self, ws, client_id, prompt_id, deadline, on_progress=on_progress, cancel=cancel).run()

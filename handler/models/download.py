@@ -154,6 +154,28 @@ def _total(response: requests.Response, offset: int, part: _Part, auth_help: str
     return offset + int(length) if length and length.isdigit() else None
 
 
+def _resume_offset(part: _Part, expected_size: int | None) -> int:
+    """Where the partial file ends; it starts over if it is longer than the pinned size."""
+    offset = part.size()
+    if expected_size is not None and offset > expected_size:
+        log.warning("%s: the partial file is longer than the pinned size; starting over", part.name)
+        part.restart()
+        offset = 0
+    return offset
+
+
+def _write_body(response: requests.Response, part: _Part, total: int | None, bar: bool) -> None:
+    """The body appended to the part, hashed as it comes (what was on disk already, first)."""
+    part.catch_up()
+    progress = _Progress(part.name, total, part.size(), bar)
+    try:
+        for chunk in response.iter_content(CHUNK):
+            part.write(chunk)
+            progress.update(len(chunk))
+    finally:
+        progress.close()
+
+
 def _attempt(
     session: requests.Session,
     url: str,
@@ -165,11 +187,7 @@ def _attempt(
     auth_help: str,
     bar: bool,
 ) -> None:
-    offset = part.size()
-    if expected_size is not None and offset > expected_size:
-        log.warning("%s: the partial file is longer than the pinned size; starting over", part.name)
-        part.restart()
-        offset = 0
+    offset = _resume_offset(part, expected_size)
     if offset and offset == expected_size:
         return  # complete already: an earlier run stopped before verifying it
     request_headers = {**headers, **({"Range": f"bytes={offset}-"} if offset else {})}
@@ -184,14 +202,7 @@ def _attempt(
             total = _total(response, offset, part, auth_help)
             if expected_size is not None and total is not None and total != expected_size:
                 raise DownloadError(f"the server offers {total} bytes but the manifest pins {expected_size}")
-            part.catch_up()
-            progress = _Progress(part.name, total, part.size(), bar)
-            try:
-                for chunk in response.iter_content(CHUNK):
-                    part.write(chunk)
-                    progress.update(len(chunk))
-            finally:
-                progress.close()
+            _write_body(response, part, total, bar)
     except requests.exceptions.ChunkedEncodingError:
         raise _Retry(f"the body was cut off at byte {part.size()}{f' of {total}' if total else ''}") from None
     except _RETRY_ERRORS as exc:
