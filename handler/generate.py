@@ -9,13 +9,13 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from handler import __version__
 from handler.comfyui.client import ComfyClient, Completion, ProgressCallback
+from handler.comfyui.outputs import Outputs
 from handler.deadline import Deadline
-from handler.errors import InputError, JobTimeout, OutputError, WorkflowError
+from handler.errors import InputError, JobCancelled, JobTimeout, OutputError, WorkflowError
 from handler.logs import JobLog
 from handler.png import check_rgba
 from handler.request import MAX_SEED, Request, check_size
@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 INSTALL_STAMP = ".alpha-install.json"
 WS_CLOSE_TIMEOUT_S = 1.0
+# How long a failed job waits for its cancelled prompt to end, so its files can be swept at once.
+SETTLE_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class Generator:
             if self.allowed.setdefault(loaded.name, loaded) is not loaded:
                 raise WorkflowError(f"two allowlisted workflows are named {loaded.name}; names must be unique")
         self.client = client or ComfyClient(settings.comfyui_url, http_timeout_s=settings.http_timeout_s)
+        self.outputs = Outputs(settings.effective_output_dir, self.client)
         self._versions: dict[str, Any] | None = None
 
     @property
@@ -142,7 +145,7 @@ class Generator:
             ran = self._run(job, deadline, jlog, on_progress=on_progress, cancel=cancel)
             return self._result(job, ran, deadline, jlog)
         finally:
-            self._sweep(job.key)
+            self.outputs.sweep(job.key)
 
     def _plan(self, request: Request, deadline: Deadline, jlog: JobLog) -> _Job:
         """The job to run: its workflow (checked), seed, sizes and graph; nothing is sent yet."""
@@ -183,9 +186,12 @@ class Generator:
         """The job in ComfyUI: the socket opened before the prompt is submitted (no event missed), then
         followed to the prompt's end."""
         self.client.retry_cancels()
+        self.outputs.sweep_ended()
         client_id = self.client.new_client_id()
         ws = self.client.connect(client_id, deadline)
         try:
+            if cancel is not None and cancel.is_set():
+                raise JobCancelled("the job was cancelled before its prompt was submitted")
             submitted = time.monotonic()
             prompt_id = self.client.submit(job.graph, client_id, deadline)
             jlog.info("submitted prompt %s in %d ms", prompt_id, (time.monotonic() - submitted) * 1000)
@@ -201,13 +207,22 @@ class Generator:
                     getattr(exc, "code", type(exc).__name__),
                 )
                 ws.shutdown()  # type: ignore[no-untyped-call]  # ComfyUI may be frozen: no closing handshake
-                self.client.cancel(prompt_id)
+                self._stop(prompt_id, job.key, jlog)
                 raise
         finally:
             ws.close(timeout=WS_CLOSE_TIMEOUT_S)  # a no-op after shutdown()
         ran = _Ran(prompt_id, done, submitted, time.monotonic())
         jlog.info("prompt %s finished: execution %s ms, wait %d ms", prompt_id, done.execution_ms, ran.wait_ms)
         return ran
+
+    def _stop(self, prompt_id: str, key: str, jlog: JobLog) -> None:
+        """Interrupt and dequeue the prompt, then wait (briefly) until ComfyUI has let go of it, so that the
+        sweep after it finds whatever a node that was already running still wrote. If ComfyUI does not answer
+        or the prompt runs on, its files are swept once it has ended."""
+        if self.client.cancel(prompt_id) and self.client.wait_until_ended(prompt_id, SETTLE_S):
+            return
+        jlog.warning("prompt %s has not ended yet; its outputs are removed once it has", prompt_id)
+        self.outputs.sweep_after(key, prompt_id)
 
     def _result(self, job: _Job, ran: _Ran, deadline: Deadline, jlog: JobLog) -> Result:
         """The PNG fetched and checked for real transparency, with what the job reports about itself."""
@@ -247,14 +262,15 @@ class Generator:
         and size). It loads every model and warms the kernels, so the first real job does not pay for it."""
         workflow = self.workflow.with_input("alpha:sampler", "steps", self.settings.warmup_steps)
         warm = Generator(self.settings, workflow=workflow, client=self.client)
-        return warm.generate(Request(prompt="warm-up: a glass sphere", seed=0), job_id="warm-up")
+        deadline = Deadline(self.settings.warmup_timeout_s)  # a cold load takes longer than a warm job
+        return warm.generate(Request(prompt="warm-up: a glass sphere", seed=0), job_id="warm-up", deadline=deadline)
 
     def _fetch(self, workflow: Workflow, done: Completion, deadline: Deadline) -> bytes:
         node_id = workflow.node("alpha:output")
         images = (done.outputs.get(node_id) or {}).get("images") or []
         if len(images) != 1:
             raise OutputError(f"the output node {node_id} produced {len(images)} images, expected 1")
-        local = self._local_file(images[0])
+        local = self.outputs.local_file(images[0])
         if local is not None:
             # ComfyUI shares our disk; its HTTP server may be stalled by its own gc.collect() just now.
             try:
@@ -262,20 +278,3 @@ class Generator:
             except OSError as exc:
                 log.warning("could not read output %s (%s); asking ComfyUI for it", local.name, exc.strerror)
         return self.client.view(images[0], deadline)
-
-    def _local_file(self, image: dict[str, Any]) -> Path | None:
-        """The saved image's path in ComfyUI's output folder, if it is there (and inside it), else None."""
-        if image.get("type") != "output":
-            return None
-        root = self.settings.effective_output_dir.resolve()
-        path = (root / str(image.get("subfolder") or "") / str(image.get("filename") or "")).resolve()
-        return path if path.is_relative_to(root) and path.is_file() else None
-
-    def _sweep(self, key: str) -> None:
-        """ComfyUI keeps every output; the image travels in the response (or the job failed), so whatever it
-        saved for this job goes: no job, failed or not, leaves a file behind."""
-        for path in self.settings.effective_output_dir.glob(f"alpha_{key}_*"):
-            try:
-                path.unlink()
-            except OSError as exc:
-                log.warning("could not remove output %s: %s", path.name, exc)

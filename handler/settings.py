@@ -81,6 +81,9 @@ SPECS: tuple[Spec, ...] = (
          "first request does not pay for loading the models."),
     Spec("warmup_steps", "ALPHA_WARMUP_STEPS", "4", types.as_int_range(1, 150),
          "Sampler steps of the warm-up job (test mode uses `ALPHA_TEST_STEPS`).", "steps"),
+    Spec("warmup_timeout_s", "ALPHA_WARMUP_TIMEOUT_S", "600", types.as_seconds,
+         "Deadline for the warm-up job. It loads every model, which takes far longer than a warm job, so it has "
+         "its own limit, apart from `ALPHA_JOB_TIMEOUT_S`.", "s"),
     Spec("job_timeout_s", "ALPHA_JOB_TIMEOUT_S", "300", types.as_seconds,
          "Deadline for one job: queueing, execution and fetching the result. Keep it below RunPod's execution timeout.",
          "s"),
@@ -186,6 +189,7 @@ class Settings:
     gpu_preflight: bool = _D["gpu_preflight"]
     warmup: bool = _D["warmup"]
     warmup_steps: int = _D["warmup_steps"]
+    warmup_timeout_s: float = _D["warmup_timeout_s"]
     job_timeout_s: float = _D["job_timeout_s"]
     ready_timeout_s: float = _D["ready_timeout_s"]
     http_timeout_s: float = _D["http_timeout_s"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from typing import Any
 from urllib.parse import quote
@@ -19,12 +20,14 @@ import websocket
 from handler.comfyui.events import Completion, validation_error
 from handler.comfyui.follow import Follower, ProgressCallback
 from handler.deadline import Deadline
-from handler.errors import ComfyGone, ComfyUnavailable, ComfyUnresponsive, JobTimeout
+from handler.errors import AlphaError, ComfyGone, ComfyUnavailable, ComfyUnresponsive, JobTimeout
 
 log = logging.getLogger(__name__)
 
 MAX_IMAGE_BYTES = 64 * 2**20
 CANCEL_TIMEOUT_S = 2.0
+# How often wait_until_ended asks whether a cancelled prompt has left the queue.
+SETTLE_POLL_S = 0.05
 
 __all__ = ["ComfyClient", "Completion", "ProgressCallback"]
 
@@ -124,9 +127,10 @@ class ComfyClient:
             raise ComfyUnavailable(f"image {params['filename']} is larger than {MAX_IMAGE_BYTES} bytes")
         return bytes(data)
 
-    def cancel(self, prompt_id: str) -> None:
+    def cancel(self, prompt_id: str) -> bool:
         """Drop the prompt from the queue and interrupt it if it runs; best effort, short timeouts. If ComfyUI
-        does not answer (hung, say), the next job tries again first (``retry_cancels``)."""
+        does not answer (hung, say), the next job tries again first (``retry_cancels``). True when ComfyUI
+        took both requests."""
         for path, body in (("/queue", {"delete": [prompt_id]}), ("/interrupt", {"prompt_id": prompt_id})):
             try:
                 response = self.session.post(
@@ -137,8 +141,32 @@ class ComfyClient:
                 log.warning("could not %s prompt %s: %s", path.strip("/"), prompt_id, exc)
                 with self._lock:
                     self._pending_cancels.add(prompt_id)
-                return
+                return False
         log.info("prompt %s dequeued and interrupted", prompt_id)
+        return True
+
+    def active(self, deadline: Deadline) -> set[str]:
+        """The prompts ComfyUI runs or holds in its queue. A prompt leaves it only after its last node ran, so
+        a prompt not listed writes no more files."""
+        body = self._json("GET", "/queue", deadline)
+        entries = [*(body.get("queue_running") or []), *(body.get("queue_pending") or [])]
+        return {str(entry[1]) for entry in entries if isinstance(entry, list) and len(entry) > 1}
+
+    def wait_until_ended(self, prompt_id: str, seconds: float) -> bool:
+        """Whether the prompt left ComfyUI's queue within ``seconds``. An interrupt stops a prompt only between
+        nodes: one that already runs (the save node, say) still finishes, and may write its file."""
+        deadline = Deadline(seconds)
+        while True:
+            try:
+                if prompt_id not in self.active(deadline):
+                    return True
+            except ComfyGone:
+                return True  # ComfyUI died: nothing writes any more
+            except AlphaError:
+                return False  # it does not answer in time: hung, or the wait is over
+            if deadline.expired():
+                return False
+            time.sleep(min(SETTLE_POLL_S, deadline.remaining()))
 
     def retry_cancels(self) -> None:
         """Cancel what an earlier job could not (ComfyUI was hung then), before the next job queues behind it."""

@@ -57,6 +57,8 @@ QUOTED = [
     "job cancelled by RunPod; stopping its prompt",
     "the client went away; stopping its prompt",
     "prompt %s dequeued and interrupted",
+    "prompt %s has not ended yet; its outputs are removed once it has",
+    "prompt %s has ended; its late outputs are removed",
     "prompt %s failed after %d ms (%s); cancelling it",
     "pixels (threshold {percent(max_uniform)}%, ALPHA_MAX_UNIFORM_ALPHA): ",
     "-byte PNG, sent twice as base64); the limit is ",

@@ -1,0 +1,141 @@
+"""A job that ends early leaves no file, even when its prompt is already in the save node: ComfyUI's interrupt
+stops a prompt only between nodes, so a save that already runs still writes after the interrupt (the review's
+repro: a cached prompt, then a client that disconnects within milliseconds). The tests strike on a node's own
+``executing`` event, read from the job's real socket: on the save node itself (at test sizes the save is
+quick, so these guard the wait rather than reproduce the race), and on the node before it with ComfyUI frozen
+(deterministic: the interrupt cannot arrive, and the prompt saves its image after the job has ended)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import websocket
+from websocket import ABNF
+
+from handler.comfyui.client import ComfyClient
+from handler.deadline import Deadline
+from handler.errors import JobCancelled, JobTimeout
+from handler.generate import Generator
+from handler.request import Request
+from handler.settings import Settings
+from handler.workflow.graph import Workflow
+from tests.conftest import running_comfy
+from tests.faults.test_faults import leftovers, queue, wait_idle
+from tests.helpers import RunningComfy, free_port
+
+pytestmark = pytest.mark.comfyui
+HOLD_S = 4.0  # ComfyUI frozen for longer than the cancel's own timeout (2 s)
+
+
+class StrikeAt(ComfyClient):
+    """The real client; each socket it opens calls ``strike`` when ComfyUI starts running ``node``."""
+
+    def __init__(self, url: str, node: str, strike: Callable[[], None]) -> None:
+        super().__init__(url)
+        self.node, self.strike, self.struck = node, strike, 0
+
+    def connect(self, client_id: str, deadline: Deadline) -> websocket.WebSocket:
+        ws = super().connect(client_id, deadline)
+        receive = ws.recv_data
+
+        def recv_data(control_frame: bool = False) -> tuple[int, Any]:
+            opcode, frame = receive(control_frame=control_frame)
+            if opcode == ABNF.OPCODE_TEXT:
+                message = json.loads(frame)
+                if message.get("type") == "executing" and (message.get("data") or {}).get("node") == self.node:
+                    self.struck += 1
+                    self.strike()
+            return opcode, frame
+
+        ws.recv_data = recv_data  # type: ignore[method-assign]  # a spy on the real socket
+        return ws
+
+
+def save_node(settings: Settings) -> str:
+    return Workflow.load(settings.workflow).node("alpha:output")
+
+
+def node_before_save(settings: Settings) -> str:
+    """The node whose image the save node writes (the RGBA decode)."""
+    workflow = Workflow.load(settings.workflow)
+    return str(workflow.graph[workflow.node("alpha:output")]["inputs"]["images"][0])
+
+
+@pytest.fixture
+def own_comfy(test_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningComfy]:
+    settings = test_settings.replace(comfyui_port=free_port(), output_dir=tmp_path_factory.mktemp("race-output"))
+    with running_comfy(settings, tmp_path_factory, "race") as running:
+        yield running
+
+
+@pytest.mark.parametrize("way", ["cancel", "deadline"])
+def test_a_job_stopped_while_its_image_is_saved_leaves_no_file(comfy: RunningComfy, way: str) -> None:
+    """The cancel event is how a RunPod stop and a departed alpha API client end a job; the deadline, a
+    timeout. Either way the job waits for ComfyUI to finish the prompt, then sweeps."""
+    cancel, deadline = threading.Event(), Deadline(300)
+
+    def strike() -> None:
+        if way == "cancel":
+            cancel.set()
+        else:
+            deadline.at = time.monotonic()
+
+    client = StrikeAt(comfy.settings.comfyui_url, save_node(comfy.settings), strike)
+    # 512 px: a save long enough (tens of ms) that a sweep right after the interrupt would come too early.
+    generator = Generator(comfy.settings.replace(test_size=512), client=client)
+    with pytest.raises(JobCancelled if way == "cancel" else JobTimeout):
+        generator.generate(Request(prompt="a glass apple", seed=11), cancel=cancel, deadline=deadline)
+    assert client.struck == 1
+    assert leftovers(comfy.settings) == [], "swept once the prompt had ended"
+    wait_idle(comfy.client)
+    assert leftovers(comfy.settings) == []
+
+
+def test_a_job_cancelled_before_it_was_submitted_sends_nothing(comfy: RunningComfy) -> None:
+    cancel = threading.Event()
+    cancel.set()
+    before = comfy.history_size()
+    with pytest.raises(JobCancelled, match="before its prompt was submitted"):
+        Generator(comfy.settings).generate(Request(prompt="a glass apple", seed=12), cancel=cancel)
+    assert comfy.history_size() == before and queue(comfy.client) == ([], [])
+
+
+def test_a_save_after_a_frozen_comfyui_resumes_is_swept_by_the_next_job(
+    own_comfy: RunningComfy, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ComfyUI frozen in the node before the save: the cancel cannot reach it, so the job cannot wait for the
+    prompt to end; it ends on time. Once ComfyUI runs again the prompt goes on and saves its image (the
+    interrupt never arrived), and the next job removes that file."""
+    caplog.set_level(logging.INFO, logger="handler")
+    proc = own_comfy.process.proc
+    assert proc is not None
+    cancel = threading.Event()
+
+    def strike() -> None:
+        os.killpg(proc.pid, signal.SIGSTOP)
+        threading.Timer(HOLD_S, os.killpg, (proc.pid, signal.SIGCONT)).start()
+        cancel.set()
+
+    settings = own_comfy.settings
+    client = StrikeAt(settings.comfyui_url, node_before_save(settings), strike)
+    generator = Generator(settings, client=client)
+    started = time.monotonic()
+    with pytest.raises(JobCancelled):
+        generator.generate(Request(prompt="a glass apple", seed=13), cancel=cancel)
+    assert time.monotonic() - started < 60
+    time.sleep(HOLD_S)
+    wait_idle(own_comfy.client, 60)
+    late = leftovers(settings)
+    client.strike = lambda: None
+    generator.generate(Request(prompt="a pear", seed=14))
+    assert late, "the prompt saved its image after the job had ended"
+    assert leftovers(settings) == [], "the next job removes it"
+    assert any("has not ended yet; its outputs are removed once it has" in r.getMessage() for r in caplog.records)
