@@ -14,11 +14,12 @@
 # Build secrets (BuildKit; never in a layer, both optional for public models):
 #   civitai_token, hf_token    e.g. --secret id=civitai_token,env=CIVITAI_TOKEN
 
-# uv, only to install the interpreter below: the PyPI wheel, pinned by its sha256 on PyPI.
-FROM scratch AS uv-wheel
-ADD --checksum=sha256:e18a57b8b352eb7c8feb317b9f6f533c8f0ad9673fd6cf34bbe3cf1a9f6a8984 \
-    https://files.pythonhosted.org/packages/c5/32/52ee34636aea1ab3f8baeeae1c3599461b8cddfb379862cc72ac61b8d91c/uv-0.13.8-py3-none-manylinux_2_17_x86_64.manylinux2014_x86_64.whl \
-    /uv.whl
+# uv, only to install the interpreter below: its official image (the uv binary on scratch), pinned by
+# digest; the system step mounts /uv for one command, so it is in no layer. Digest source (no registry
+# is reachable from where this was written): ghcr.io/astral-sh/uv:0.13.0 is pinned to this same digest
+# in the Dockerfiles of many unrelated public repositories (none of them pins 0.13.8, the uv this file
+# used before, by digest). `docker buildx imagetools inspect ghcr.io/astral-sh/uv:0.13.0` shows it.
+FROM ghcr.io/astral-sh/uv:0.13.0@sha256:cdc6093146eb3ff6a40107b38f008b789e050e77ad87865e381d9917da55a168 AS uv
 
 # CUDA 13.0 runtime on Ubuntu 24.04, pinned by digest. torch==2.14.1 (requirements.txt) is the
 # CUDA 13.0 build (torch.version.cuda == "13.0") and brings its CUDA libraries as nvidia-* wheels
@@ -35,12 +36,12 @@ FROM nvidia/cuda:13.0.1-runtime-ubuntu24.04@sha256:c3fde347d52d578c84fd644bc177b
 # 3.12 only and the deadsnakes PPA is an outside repository without pinned versions, so uv (pinned
 # above) installs python-build-standalone's CPython: a self-contained build (its own OpenSSL,
 # SQLite, ...; only glibc from the system) at this exact version, from the download list built
-# into this uv release, which pins each file's sha256 and checks it (for 3.11.18, build 20261110,
-# x86_64 install_only_stripped: 3288c54cea3db350052019b3f8b558dd8a3da8afa6fda573f5fd2bcb37635b4a).
-# It is a newer 3.11 patch release than CI's interpreter: same ABI, same cp311 wheels, current
-# security fixes. uv downloads it from releases.astral.sh; `--build-arg UV_PYTHON_INSTALL_MIRROR=URL`
-# fetches it from a mirror instead (the sha256 is checked all the same).
-ARG PYTHON_VERSION=3.11.18
+# into this uv release, which pins each file's sha256 and checks it (uv 0.13.0 lists 3.11.17, build
+# 20261009, as its newest 3.11: `uv python list 3.11 --all-versions --only-downloads`). It is a newer
+# 3.11 patch release than CI's interpreter: same ABI, same cp311 wheels. uv downloads it from
+# python-build-standalone's releases; `--build-arg UV_PYTHON_INSTALL_MIRROR=URL` fetches it from a
+# mirror instead (the sha256 is checked all the same).
+ARG PYTHON_VERSION=3.11.17
 ARG UV_PYTHON_INSTALL_MIRROR
 ARG PYTHON=/opt/python/cpython-${PYTHON_VERSION}-linux-x86_64-gnu/bin/python3.11
 ARG DEBIAN_FRONTEND=noninteractive
@@ -50,15 +51,12 @@ ARG DEBIAN_FRONTEND=noninteractive
 # exact apt versions would break the build at the next security update (DL3008); the base image's
 # digest pins the release instead.
 # hadolint ignore=DL3008
-RUN --mount=type=bind,from=uv-wheel,source=/uv.whl,target=/tmp/uv.whl \
+RUN --mount=type=bind,from=uv,source=/uv,target=/usr/local/bin/uv \
     apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates git unzip \
-    && unzip -q -j /tmp/uv.whl 'uv-0.13.8.data/scripts/uv' -d /tmp/uv \
-    && UV_CACHE_DIR=/tmp/uv-cache /tmp/uv/uv python install --install-dir /opt/python --no-bin "${PYTHON_VERSION}" \
+    && apt-get install -y --no-install-recommends ca-certificates git \
+    && UV_CACHE_DIR=/tmp/uv-cache uv python install --install-dir /opt/python --no-bin "${PYTHON_VERSION}" \
     && "${PYTHON}" -c "import platform, sys; sys.exit(platform.python_version() != '${PYTHON_VERSION}')" \
-    && rm -rf /tmp/uv /tmp/uv-cache \
-    && apt-get purge -y --auto-remove unzip \
-    && rm -rf /var/lib/apt/lists/*
+    && rm -rf /tmp/uv-cache /var/lib/apt/lists/*
 
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \

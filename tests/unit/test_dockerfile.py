@@ -171,6 +171,26 @@ def test_every_other_image_is_pinned_too() -> None:
         assert re.fullmatch(r"sha256:[0-9a-f]{64}", flag_values(add, "checksum")[0])
 
 
+def test_no_instruction_downloads_from_a_url() -> None:
+    """Everything from outside comes through a pinned image or a pinned package: no ADD, no URL in any
+    instruction (comments may point at documentation)."""
+    assert not of("ADD"), "fetch files through a digest-pinned image or a pinned package, not ADD"
+    for instruction in INSTRUCTIONS:
+        text = " ".join((*instruction.flags, instruction.args))
+        assert "://" not in text, f"line {instruction.line} names a download URL: {text}"
+
+
+def test_uv_comes_from_its_official_image_by_digest_and_stays_out_of_the_layers() -> None:
+    [stage] = [i for i in of("FROM") if i.args.split()[0].startswith("ghcr.io/astral-sh/uv:")]
+    image, alias = stage.args.split()[0], stage.args.split()[-1]
+    assert SHA256_DIGEST.search(image) and re.fullmatch(r"ghcr\.io/astral-sh/uv:\d+\.\d+\.\d+@.*", image), image
+    assert stage.stage < FINAL_STAGE and stage.args.split()[-2].upper() == "AS"
+    [system] = [run for run in of("RUN") if SYSTEM_STEP in run.args]
+    assert f"--mount=type=bind,from={alias},source=/uv,target=/usr/local/bin/uv" in system.flags
+    assert "uv python install" in system.args
+    assert not [c for c in of("COPY") if flag_values(c, "from") == [alias]], "uv is mounted, not copied"
+
+
 def test_python_is_3_11_like_the_constraints() -> None:
     version = args_declared(FINAL_STAGE)["PYTHON_VERSION"]
     assert version is not None and re.fullmatch(r"3\.11\.\d+", version), version

@@ -1,0 +1,51 @@
+# docker buildx bake: the two images a release pushes, from the one Dockerfile (DEPLOYMENT.md, "Build
+# and push"). `docker buildx bake` builds both; `docker buildx bake baked` or `volume` one of them.
+#
+#   IMAGE=<registry>/<name> VERSION=0.1.0 docker buildx bake --push
+#
+# The model tokens are BuildKit secrets read from the environment (CIVITAI_TOKEN, HF_TOKEN; an unset
+# one means no token); they never reach a layer. tests/unit/test_bake.py checks that the targets'
+# arguments and secrets are the Dockerfile's own.
+
+variable "IMAGE" {
+  # <registry>/<name>; the release workflow sets it from repository variables.
+  default = "layerdiffuse-alpha"
+}
+
+variable "VERSION" {
+  # The image tag: the release's version (pyproject.toml's by default).
+  default = "0.1.0"
+}
+
+group "default" {
+  targets = ["baked", "volume"]
+}
+
+# What both images share; not built on its own.
+target "_common" {
+  context    = "."
+  dockerfile = "Dockerfile"
+  platforms  = ["linux/amd64"]
+  secret = [
+    "id=civitai_token,env=CIVITAI_TOKEN",
+    "id=hf_token,env=HF_TOKEN",
+  ]
+}
+
+# The weights baked in (~17-19 GB): the default endpoint image.
+target "baked" {
+  inherits = ["_common"]
+  args = {
+    BAKE_MODELS = "1"
+  }
+  tags = ["${IMAGE}:${VERSION}"]
+}
+
+# No weights: the worker reads them from a RunPod network volume (DEPLOYMENT.md, "Network-volume variant").
+target "volume" {
+  inherits = ["_common"]
+  args = {
+    BAKE_MODELS = "0"
+  }
+  tags = ["${IMAGE}:${VERSION}-volume"]
+}
