@@ -40,6 +40,9 @@ def room(module: str) -> tuple[str, int] | None:
         return parts[1], ADAPTERS
     if len(parts) > 1 and parts[1] == "models":
         return "models", OUTER
+    if len(parts) > 1 and parts[1] == "acceptance":
+        # A deployed endpoint, from outside: a tool, which nothing on a job's path may import.
+        return "acceptance", OUTER
     if len(parts) > 2 and parts[1] == "doors":
         # Each door is a room of its own; the doors package's own modules serve both.
         return ("doors." + parts[2] if parts[2] not in ("threads", "__init__") else "doors"), OUTER
@@ -91,6 +94,9 @@ def test_imports_point_inward() -> None:
         ("handler.settings", "handler.models.testmodels", "points outward"),
         ("handler.doors.alpha.server", "handler.doors.runpod.worker", "crosses between outer rooms"),
         ("handler.doors.runpod.worker", "handler.models.fetch", "crosses between outer rooms"),
+        ("handler.doors.runpod.worker", "handler.acceptance.checks", "crosses between outer rooms"),
+        ("handler.generate", "handler.acceptance.report", "points outward"),
+        ("handler.acceptance.checks", "handler.png", None),
         ("handler.workflow.check", "handler.workflow.__main__", "imports an entry point"),
         ("handler.doors.alpha.server", "handler.generate", None),
         ("handler.__main__", "handler.doors.runpod.worker", None),
