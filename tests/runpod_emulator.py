@@ -37,16 +37,18 @@ from tests.helpers import ServerThread, free_port
 ENDPOINT = "emulated-endpoint"
 POD_ID = "emulated-pod"
 API_KEY = "emulator-api-key"
+RECEIVED = web.RequestKey("received", float)
 
 
 @dataclass
 class Arrival:
-    at: float  # time.monotonic() when the emulator read it
+    at: float  # time.monotonic() when the request came in
     kind: str  # take, take-batch, stop-poll, done, progress, stream, ping
     job_id: str | None = None
     body: Any = None
     status: int = 200  # what the emulator answered
     query: dict[str, str] = field(default_factory=dict)
+    answered: float = 0.0  # when the emulator answered it (a long-poll: later than ``at``); RunPod's order
 
 
 class Emulator:
@@ -137,12 +139,14 @@ class Emulator:
     def _record(
         self, request: web.Request, kind: str, *, job_id: str | None = None, body: Any = None, status: int = 200
     ) -> None:
-        arrival = Arrival(time.monotonic(), kind, job_id, body, status, dict(request.query))
+        received = request.get(RECEIVED, time.monotonic())
+        arrival = Arrival(received, kind, job_id, body, status, dict(request.query), time.monotonic())
         with self._lock:
             self.arrivals.append(arrival)
 
     def _check(self, request: web.Request) -> None:
         """What every request must carry; a miss is kept in ``violations`` (tests assert it stays empty)."""
+        request[RECEIVED] = time.monotonic()
         problems = []
         if request.match_info["worker"] != POD_ID:
             problems.append(f"worker id {request.match_info['worker']!r} in {request.path}")

@@ -137,7 +137,7 @@ def late_updates(emulator: Emulator, count: int) -> list[str]:
     late = []
     for n in range(count):
         (result,) = emulator.of("done", f"order-{n}")
-        late += [f"order-{n}" for p in emulator.of("progress", f"order-{n}") if p.at > result.at]
+        late += [f"order-{n}" for p in emulator.of("progress", f"order-{n}") if p.answered > result.answered]
     return late
 
 
