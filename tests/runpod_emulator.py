@@ -24,11 +24,13 @@ assert on what RunPod would have received, and in which order. It binds 127.0.0.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -38,6 +40,26 @@ ENDPOINT = "emulated-endpoint"
 POD_ID = "emulated-pod"
 API_KEY = "emulator-api-key"
 RECEIVED = web.RequestKey("received", float)
+# In production mode the SDK's fitness checks open a connection to a public DNS server (8.8.8.8:53, in
+# rp_system_fitness) and benchmark the GPU: never from a test.
+SAFE_ENV = {"RUNPOD_SKIP_AUTO_SYSTEM_CHECKS": "true", "RUNPOD_SKIP_GPU_CHECK": "true"}
+
+
+def loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a name other than localhost: it could resolve anywhere
+        return False
+
+
+def production_env(base: dict[str, str], emulator: Emulator) -> dict[str, str]:
+    """A worker's whole environment for the SDK's production loop against ``emulator``: the fitness checks off,
+    and every URL in it (inherited ones included) on loopback, or an AssertionError."""
+    env = {**base, **emulator.worker_env(), **SAFE_ENV}
+    urls = {key: value for key, value in env.items() if "://" in value}
+    assert urls and all(loopback(url) for url in urls.values()), f"a URL beyond loopback: {urls}"
+    return env
 
 
 @dataclass

@@ -8,7 +8,6 @@ refuses to hand the worker any URL that is not loopback. Four workers, each serv
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
 import re
 import signal
@@ -18,7 +17,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import psutil
 import pytest
@@ -27,17 +25,11 @@ from handler.comfyui.client import ComfyClient
 from handler.paths import REPO
 from handler.settings import Settings
 from tests.helpers import assert_error, assert_success_contract, child_env, free_port
-from tests.runpod_emulator import Emulator
+from tests.runpod_emulator import SAFE_ENV, Emulator, production_env
 
 pytestmark = pytest.mark.comfyui
 SIZE = 64  # test mode's longest side: a job is quick
 LONG_STEPS = 150  # a job that samples for several seconds: room to strike mid-sampling
-SAFE_ENV = {"RUNPOD_SKIP_AUTO_SYSTEM_CHECKS": "true", "RUNPOD_SKIP_GPU_CHECK": "true", "CUDA_VISIBLE_DEVICES": ""}
-
-
-def loopback(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    return host == "localhost" or ipaddress.ip_address(host).is_loopback
 
 
 @dataclass
@@ -77,9 +69,7 @@ def production(test_settings: Settings, tmp_path: Path) -> Iterator[StartWorker]
         settings = test_settings.replace(
             comfyui_port=free_port(), output_dir=tmp_path / f"{name}-output", test_size=SIZE, **changes
         )
-        env = {**child_env(settings), **emulator.worker_env(), **SAFE_ENV}
-        urls = {key: value for key, value in env.items() if "://" in value}
-        assert urls and all(loopback(url) for url in urls.values()), f"a URL beyond loopback: {urls}"
+        env = production_env({**child_env(settings), "CUDA_VISIBLE_DEVICES": ""}, emulator)
         assert all(env[key] == value for key, value in SAFE_ENV.items())
         log_path = tmp_path / f"{name}.log"
         with log_path.open("wb") as out:

@@ -28,7 +28,7 @@ from handler.request import Request
 from handler.settings import Settings
 from handler.supervisor import DRAIN_SIGNAL
 from tests.helpers import assert_error
-from tests.runpod_emulator import API_KEY, ENDPOINT, POD_ID, Emulator
+from tests.runpod_emulator import API_KEY, ENDPOINT, POD_ID, Emulator, production_env
 
 SDK = Path(runpod.__file__).parent
 
@@ -250,3 +250,12 @@ def test_the_emulator_takes_the_url_forms_the_sdk_builds(monkeypatch: pytest.Mon
     assert [a.kind for a in emu.arrivals] == ["take", "take-batch", "take-batch", "stop-poll"]
     assert emu.arrivals[1].query["batch_size"] == "2" and emu.arrivals[0].query["job_in_progress"] == "0"
     assert emu.violations == [] and ENDPOINT in take
+
+
+def test_a_production_worker_is_handed_loopback_urls_only() -> None:
+    emulator = Emulator()
+    env = production_env({"PATH": "/usr/bin", "RUNPOD_WEBHOOK_PING": "https://api.runpod.ai/ping"}, emulator)
+    assert env["RUNPOD_SKIP_AUTO_SYSTEM_CHECKS"] == env["RUNPOD_SKIP_GPU_CHECK"] == "true"
+    assert env["RUNPOD_WEBHOOK_PING"].startswith(emulator.url), "the emulator's URLs replace inherited ones"
+    with pytest.raises(AssertionError, match="a URL beyond loopback"):
+        production_env({"BUCKET_ENDPOINT_URL": "https://s3.example.com"}, emulator)
