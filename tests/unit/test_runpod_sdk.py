@@ -259,3 +259,40 @@ def test_a_production_worker_is_handed_loopback_urls_only() -> None:
     assert env["RUNPOD_WEBHOOK_PING"].startswith(emulator.url), "the emulator's URLs replace inherited ones"
     with pytest.raises(AssertionError, match="a URL beyond loopback"):
         production_env({"BUCKET_ENDPOINT_URL": "https://s3.example.com"}, emulator)
+
+
+class FakeWorker:
+    """What the supervisor does to its worker process, recorded."""
+
+    def __init__(self, exits_after: int) -> None:
+        self.signals: list[int] = []
+        self.waited: list[float] = []
+        self.exits_after = exits_after
+
+    def poll(self) -> int | None:
+        return None if len(self.signals) < self.exits_after else 0
+
+    def send_signal(self, sig: int) -> None:
+        self.signals.append(sig)
+
+    def wait(self, timeout: float) -> int:
+        self.waited.append(timeout)
+        return 0
+
+
+@pytest.mark.parametrize(
+    ("args", "signals", "wait_s"),
+    [
+        ([], [signal.SIGTERM, signal.SIGUSR1], 7.0 + 20.0),  # the RunPod worker: SIGTERM, then drain
+        (["serve"], [signal.SIGTERM], 30.0),  # the alpha API has no drain signal (SIGUSR1 would kill it)
+    ],
+)
+def test_the_supervisor_drains_the_runpod_worker(args: list[str], signals: list[int], wait_s: float) -> None:
+    from handler.supervisor import Supervisor
+
+    supervisor = Supervisor(Settings(drain_timeout_s=7.0), args)
+    fake = FakeWorker(exits_after=99)
+    supervisor.worker = fake  # type: ignore[assignment]
+    supervisor._stop_worker()
+    assert fake.signals == signals
+    assert fake.waited == [wait_s]
