@@ -5,6 +5,9 @@ production mode when ALPHA_MODELS_DIR names a models folder: see bench/harness.p
 
 * ``runsync``: RunPod's local API (``python -m handler --rp_serve_api``), POST /runsync, response parsed;
 * ``handler``: the RunPod handler's job function called in-process (core + base64 output);
+* ``production``: the RunPod worker as deployed (``python -m handler``, the SDK's production loop: job-take,
+  job-done, job-stop, progress updates) against the loopback job-API emulator (tests/runpod_emulator.py); its
+  wall time runs from the emulator answering job-take with the job to the emulator receiving job-done;
 * ``direct``: bench/direct_client.py, the baseline.
 
 Overhead of a job = its wall time minus ComfyUI's execution time (its own execution_start and
@@ -19,8 +22,11 @@ overhead goes.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +46,12 @@ from bench.harness import (
 from handler import logs
 from handler.doors.runpod.worker import handle_job
 from handler.generate import Generator
+from handler.paths import REPO
 from handler.settings import Settings
-from tests.helpers import runpod_api
+from tests.helpers import child_env, runpod_api
+from tests.runpod_emulator import Emulator, production_env
 
-MODES = ("runsync", "handler", "direct")
+MODES = ("production", "runsync", "handler", "direct")
 STALL_S = 0.1
 
 
@@ -64,12 +72,40 @@ def from_output(output: dict[str, Any], wall_s: float) -> Job:
     return Job(wall_s, timings["comfyui_execution"] / 1000, timings)
 
 
+@contextlib.contextmanager
+def production_worker(settings: Settings, log_path: Path) -> Iterator[Emulator]:
+    """``python -m handler`` in production mode against the emulator, in front of an already running ComfyUI."""
+    with Emulator(hold_s=5.0) as emulator, log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "handler"],
+            cwd=REPO,
+            env=production_env(child_env(settings), emulator),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while not emulator.of("take"):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the production worker did not poll; see {log_path}")
+                time.sleep(0.1)
+            yield emulator
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+
 def measure(settings: Settings, jobs: int, log_dir: Path) -> dict[str, list[Job]]:
     results: dict[str, list[Job]] = {mode: [] for mode in MODES}
     with (
         running_comfyui(settings, log_dir / "comfyui.log"),
         (log_dir / "worker.log").open("wb") as worker_log,
         runpod_api(settings, worker_log) as api,
+        production_worker(settings, log_dir / "production.log") as emulator,
         DirectClient(settings.comfyui_url) as direct,
     ):
         generator = Generator(settings)
@@ -83,6 +119,13 @@ def measure(settings: Settings, jobs: int, log_dir: Path) -> dict[str, list[Job]
             )
             body = response.json()
             return from_output(body["output"], time.perf_counter() - started)
+
+        def run_production(seed: int) -> Job:
+            job_id = emulator.submit({"prompt": "a glass apple", "seed": seed}, f"bench-{seed}")
+            body = emulator.wait_result(job_id, 600)
+            (taken,) = [a for a in emulator.of("take", job_id)]
+            (done,) = [a for a in emulator.of("done", job_id) if a.status == 200]
+            return from_output(body["output"], done.at - taken.answered)
 
         def run_handler(seed: int) -> Job:
             started = time.perf_counter()
@@ -103,6 +146,7 @@ def measure(settings: Settings, jobs: int, log_dir: Path) -> dict[str, list[Job]
             return Job(done.wall_s, done.execution_s)
 
         runners: dict[str, Callable[[int], Job]] = {
+            "production": run_production,
             "runsync": run_runsync,
             "handler": run_handler,
             "direct": run_direct,
@@ -126,7 +170,7 @@ def report(results: dict[str, list[Job]], settings: Settings) -> None:
         rows.append((f"{mode}: ComfyUI execution", Summary.of([job.execution_s for job in results[mode]]).s()))
         rows.append((f"{mode}: overhead (wall - execution)", overhead[mode].ms()))
     direct = overhead["direct"].median
-    for mode in ("runsync", "handler"):
+    for mode in ("production", "runsync", "handler"):
         rows.append((f"ratio {mode} / direct (median overhead)", f"{overhead[mode].median / direct:.2f} x"))
         rows.append((f"{mode} overhead / median job wall", f"{overhead[mode].median / walls[mode].median:.2%}"))
     # ComfyUI runs gc.collect() after a prompt when 10 s have passed since the last one; its HTTP server stalls
@@ -141,7 +185,7 @@ def report(results: dict[str, list[Job]], settings: Settings) -> None:
         )
     if all(calm.values()):
         quiet = {mode: Summary.of(values).median for mode, values in calm.items()}
-        for mode in ("runsync", "handler"):
+        for mode in ("production", "runsync", "handler"):
             rows.append(
                 (
                     f"ratio {mode} / direct, jobs without the pause",
@@ -173,6 +217,13 @@ def report(results: dict[str, list[Job]], settings: Settings) -> None:
         (
             "runsync: RunPod API + HTTP (beyond the core)",
             median_ms([j.wall_s - j.timings_ms["total"] / 1000 for j in runsync]),
+        )
+    )
+    production = results["production"]
+    rows.append(
+        (
+            "production: SDK + job API (beyond the core)",
+            median_ms([j.wall_s - j.timings_ms["total"] / 1000 for j in production]),
         )
     )
     print_table(f"handler overhead, {describe(settings)}", rows)

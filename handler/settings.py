@@ -87,6 +87,11 @@ SPECS: tuple[Spec, ...] = (
     Spec("job_timeout_s", "ALPHA_JOB_TIMEOUT_S", "300", types.as_seconds,
          "Deadline for one job: queueing, execution and fetching the result. Keep it below RunPod's execution timeout.",
          "s"),
+    Spec("drain_timeout_s", "ALPHA_DRAIN_TIMEOUT_S", "20", types.as_seconds,
+         "RunPod door: on SIGTERM (a scale-down, a new release) the worker takes no more jobs and lets the job in "
+         "flight finish for up to this long; past it the job's prompt is interrupted and `cancelled` is posted for "
+         "it, then the worker and ComfyUI exit. Keep it at least 5 s below the platform's grace period between "
+         "SIGTERM and SIGKILL (DEPLOYMENT.md, \"Stop, cancel, SIGTERM\").", "s"),
     Spec("ready_timeout_s", "ALPHA_READY_TIMEOUT_S", "180", types.as_seconds,
          "Deadline for ComfyUI to answer after it starts.", "s"),
     Spec("http_timeout_s", "ALPHA_HTTP_TIMEOUT_S", "30", types.as_seconds,
@@ -191,6 +196,7 @@ class Settings:
     warmup_steps: int = _D["warmup_steps"]
     warmup_timeout_s: float = _D["warmup_timeout_s"]
     job_timeout_s: float = _D["job_timeout_s"]
+    drain_timeout_s: float = _D["drain_timeout_s"]
     ready_timeout_s: float = _D["ready_timeout_s"]
     http_timeout_s: float = _D["http_timeout_s"]
     log_level: str = _D["log_level"]

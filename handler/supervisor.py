@@ -27,6 +27,12 @@ from handler.settings import Settings, load_or_exit
 log = logging.getLogger("handler.supervisor")
 
 WORKER_STOP_S = 30.0
+# Sent to the RunPod worker after SIGTERM: drain (handler.doors.runpod.drain), then exit. The SDK installs no
+# handler for it (tests/unit/test_runpod_sdk.py).
+DRAIN_SIGNAL = signal.SIGUSR1
+# How long the RunPod worker may take beyond ALPHA_DRAIN_TIMEOUT_S: its cancelled jobs' posts
+# (drain.CANCEL_GRACE_S), and a margin.
+DRAIN_GRACE_S = 20.0
 GPU_CHECK_TIMEOUT_S = 120.0
 POLL_S = 0.5
 
@@ -142,7 +148,6 @@ class Supervisor:
             if self.stopping.wait(POLL_S):
                 assert self.received is not None
                 log.info("%s received: stopping the worker and ComfyUI", self.received.name)
-                self.worker.send_signal(self.received)
                 return 128 + self.received.value
             code = self.worker.poll()
             if code is not None:
@@ -157,13 +162,19 @@ class Supervisor:
                 return 1
 
     def _stop_worker(self) -> None:
+        """SIGTERM, then for the RunPod worker its drain signal: it finishes its job (or cancels it and posts the
+        error past ALPHA_DRAIN_TIMEOUT_S) and exits; ComfyUI stays up meanwhile. Killed if it overstays."""
         if self.worker is None or self.worker.poll() is not None:
             return
-        self.worker.terminate()
+        wait_s = WORKER_STOP_S
+        self.worker.send_signal(self.received or signal.SIGTERM)
+        if door_command(self.worker_args)[0] == "handler":
+            self.worker.send_signal(DRAIN_SIGNAL)
+            wait_s = self.settings.drain_timeout_s + DRAIN_GRACE_S
         try:
-            self.worker.wait(WORKER_STOP_S)
+            self.worker.wait(wait_s)
         except subprocess.TimeoutExpired:
-            log.warning("worker did not stop within %.0f s; killing it", WORKER_STOP_S)
+            log.warning("worker did not stop within %.0f s; killing it", wait_s)
             self.worker.kill()
             self.worker.wait(10)
 

@@ -172,9 +172,9 @@ class RunningComfy:
 class ServerThread:
     """A real aiohttp server for an app, on a free loopback port, in a thread with its own event loop."""
 
-    def __init__(self, app: web.Application) -> None:
+    def __init__(self, app: web.Application, port: int | None = None) -> None:
         self.app = app
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="test-server", daemon=True)

@@ -34,7 +34,8 @@ SILENCE_S = 5.0
 PONG_TIMEOUT_S = 5.0
 RECONNECT_BACKOFF_S = (0.25, 0.5, 1.0, 2.0)
 
-ProgressCallback = Callable[[int, int], None]
+# A `progress` event: step, of how many steps, and the node id that reports it.
+ProgressCallback = Callable[[int, int, str], None]
 
 
 class Client(Protocol):
@@ -161,7 +162,7 @@ class Follower:
             # its HTTP server for a few hundred ms (bench/overhead.py); this misses the stall.
             return Completion(self.prompt_id, self.outputs, self.started_ms, data.get("timestamp"))
         elif kind == "progress" and self.on_progress is not None:
-            self.on_progress(int(data.get("value", 0)), int(data.get("max", 0)))
+            self.on_progress(int(data.get("value", 0)), int(data.get("max", 0)), str(data.get("node")))
         elif kind == "executing" and data.get("node") is None:
             return self._finished()
         return None

@@ -64,6 +64,7 @@ def test_gpu_script_dry_run(test_settings: Settings, tmp_path: Path) -> None:
     assert "<- SaveImage" in row(out["output"], "level 4")
     assert "result.png" in out["output"] and "smooth" in out["output"] and "noise" in out["output"]
     assert re.match(r"[\d.]+ x", row(out["overhead"], "ratio runsync / direct (median overhead)"))
+    assert re.match(r"[\d.]+ x", row(out["overhead"], "ratio production / direct (median overhead)"))
     assert "ComfyUI args '--disable-smart-memory'" in out["variant__disable_smart_memory"]
     on_off = row(out["coldstart"], "start -> first job done")
     assert re.match(r"warm-up on\s+[\d.]+ s\s+off\s+[\d.]+ s", on_off)

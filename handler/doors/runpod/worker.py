@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from handler import logs, readiness
+from handler.comfyui.client import ProgressCallback
 from handler.comfyui.process import wait_for_comfyui
+from handler.doors.runpod.drain import Drain, InFlight, JobCancel
 from handler.doors.runpod.payload import success_output
+from handler.doors.runpod.progress import ProgressUpdates
 from handler.doors.threads import in_thread
-from handler.errors import AlphaError, error_body
+from handler.errors import AlphaError, JobCancelled, error_body
 from handler.generate import Generator
 from handler.logs import JobLog
 from handler.request import Request
@@ -33,13 +37,21 @@ def error_output(exc: AlphaError) -> dict[str, Any]:
     return output
 
 
-def handle_job(generator: Generator, job: dict[str, Any], cancel: threading.Event | None = None) -> dict[str, Any]:
+def handle_job(
+    generator: Generator,
+    job: dict[str, Any],
+    cancel: threading.Event | None = None,
+    on_progress: ProgressCallback | None = None,
+) -> dict[str, Any]:
     job_id = str(job.get("id") or "-")
     jlog = JobLog(log, job_id)
     try:
-        result = generator.generate(Request.parse(job.get("input")), job_id=job_id, cancel=cancel)
+        request = Request.parse(job.get("input"))
+        result = generator.generate(request, job_id=job_id, cancel=cancel, on_progress=on_progress)
         return success_output(result, generator.settings, job_id)
     except AlphaError as exc:
+        if isinstance(exc, JobCancelled) and isinstance(cancel, JobCancel) and cancel.reason:
+            exc = JobCancelled(cancel.reason)  # the worker stopped it, not RunPod: say why
         jlog.warning("job failed: %s", exc)
         return error_output(exc)
     except Exception:
@@ -47,21 +59,39 @@ def handle_job(generator: Generator, job: dict[str, Any], cancel: threading.Even
         return error_output(AlphaError("unexpected internal error; the worker log has the details"))
 
 
-def make_handler(generator: Generator) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
+def make_handler(
+    generator: Generator, *, in_flight: InFlight | None = None, progress: bool = False
+) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
     """An async handler: RunPod stops a job (its stop signal, a cancelled request) by cancelling the handler's
     task, which only reaches async code. The job runs in a thread this handler owns; on cancellation the
-    thread is told, interrupts and dequeues the job's prompt, and ends."""
+    thread is told, interrupts and dequeues the job's prompt, and ends. ``in_flight`` lets the drain cancel
+    it; with ``progress``, ComfyUI's progress events go to RunPod, all of them before the handler returns."""
+    jobs = in_flight or InFlight()
 
     async def handler(job: dict[str, Any]) -> dict[str, Any]:
-        cancel = threading.Event()
+        job_id = str(job.get("id") or "-")
+        cancel = JobCancel()
+        updates = ProgressUpdates(job, asyncio.get_running_loop()) if progress else None
+        on_progress = updates.on_progress if updates is not None else None
         try:
-            return await in_thread(lambda: handle_job(generator, job, cancel), name=f"job-{job.get('id')}")
+            with jobs.track(job_id, cancel):
+                return await in_thread(lambda: handle_job(generator, job, cancel, on_progress), name=f"job-{job_id}")
         except asyncio.CancelledError:
-            JobLog(log, str(job.get("id") or "-")).warning("job cancelled by RunPod; stopping its prompt")
+            JobLog(log, job_id).warning("job cancelled by RunPod; stopping its prompt")
             cancel.set()
             raise
+        finally:
+            if updates is not None:
+                await updates.close()  # before the result: no update may reach RunPod after it
 
     return handler
+
+
+def sdk_runs_production(argv: list[str]) -> bool:
+    """Whether the SDK will run its production loop (job-take, job-done) rather than a local tool."""
+    from runpod.serverless.modules.worker_state import IS_LOCAL_TEST
+
+    return not IS_LOCAL_TEST and not {"--test_input", "--rp_serve_api"} & {a.split("=")[0] for a in argv}
 
 
 def main() -> int:
@@ -81,6 +111,9 @@ def main() -> int:
 
     RunPodLogger().set_level(settings.runpod_log_level)
 
+    in_flight = InFlight()
+    Drain(in_flight, settings.drain_timeout_s).install()
+    production = sdk_runs_production(sys.argv[1:])
     log.info("RunPod worker starting (workflow %s, sha256 %s)", generator.workflow.name, generator.workflow.sha256[:12])
-    runpod.serverless.start({"handler": make_handler(generator)})
+    runpod.serverless.start({"handler": make_handler(generator, in_flight=in_flight, progress=production)})
     return 0
