@@ -126,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             )
             if args.save_png:
-                args.save_png.write_bytes(cold.png)
+                args.save_png.write_bytes(cold.image)
             walls, execs = [], []
             for i in range(args.jobs):
                 t0 = time.monotonic()
@@ -177,19 +177,19 @@ def detail_rows(settings: Settings, generator: Generator, node_jobs: int) -> lis
         ).generate(Request(prompt="a vase", seed=7))
         for w in (1.0, 0.0)
     )
-    a, b = pixels(on.png), pixels(off.png)
+    a, b = pixels(on.image), pixels(off.image)
     rows.append(
         (
             "ablation weight 1 vs 0, mean |diff| RGB / alpha",
             f"{np.abs(a[..., :3] - b[..., :3]).mean():.2f} / {np.abs(a[..., 3] - b[..., 3]).mean():.2f}",
         )
     )
-    stats = check_rgba(on.png, max_uniform=settings.max_uniform_alpha)
+    stats = check_rgba(on.image, max_uniform=settings.max_uniform_alpha)
     rows.append(
         (
             "result",
             f"{stats.width}x{stats.height} RGBA, alpha mean {stats.alpha_mean}, "
-            f"{stats.transparent * 100:.1f}% transparent, {len(on.png)} bytes",
+            f"{stats.transparent * 100:.1f}% transparent, {len(on.image)} bytes",
         )
     )
     rows.append(("versions", json.dumps(on.info["versions"])))

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
-import secrets
 import threading
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from handler import __version__
+from handler import __version__, attempts
+from handler import asset as assets
 from handler.comfyui.client import ComfyClient, Completion, ProgressCallback
 from handler.comfyui.outputs import Outputs
 from handler.deadline import Deadline
 from handler.errors import InputError, JobCancelled, JobTimeout, OutputError, WorkflowError
 from handler.logs import JobLog
-from handler.png import check_rgba
-from handler.request import MAX_SEED, Request, check_size
+from handler.png import check_alpha, decode
+from handler.request import Request, check_size
 from handler.settings import Settings
 from handler.workflow.graph import Workflow
 
@@ -32,9 +32,10 @@ SETTLE_S = 10.0
 
 @dataclass(frozen=True)
 class Result:
-    png: bytes
+    image: bytes  # PNG or WebP, as ``mime_type`` says
     filename: str
     info: dict[str, Any]
+    mime_type: str = "image/png"
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class _Job:
     steps: int | None
     key: str  # names the job's output files
     graph: dict[str, Any]
+    shape: assets.Shape
 
 
 @dataclass(frozen=True)
@@ -140,19 +142,25 @@ class Generator:
         (from another thread) stops the job within a moment: its prompt is interrupted and dequeued."""
         jlog = JobLog(log, job_id)
         deadline = deadline or Deadline(self.settings.job_timeout_s)
-        job = self._plan(request, deadline, jlog)
-        try:
-            ran = self._run(job, deadline, jlog, on_progress=on_progress, cancel=cancel)
-            return self._result(job, ran, deadline, jlog)
-        finally:
-            self.outputs.sweep(job.key)
-
-    def _plan(self, request: Request, deadline: Deadline, jlog: JobLog) -> _Job:
-        """The job to run: its workflow (checked), seed, sizes and graph; nothing is sent yet."""
         workflow = self.pick(request)
+
+        def attempt(seed: int) -> Result:
+            job = self._plan(request, workflow, seed, deadline, jlog)
+            try:
+                ran = self._run(job, deadline, jlog, on_progress=on_progress, cancel=cancel)
+                return self._result(job, ran, deadline, jlog)
+            finally:
+                self.outputs.sweep(job.key)
+
+        retries = self.settings.transparency_retries
+        result, tried = attempts.run(attempt, seed=request.seed, retries=retries, deadline=deadline, jlog=jlog)
+        result.info["attempts"] = [a.as_dict() for a in tried]
+        return result
+
+    def _plan(self, request: Request, workflow: Workflow, seed: int, deadline: Deadline, jlog: JobLog) -> _Job:
+        """One attempt at the job: its seed, sizes and graph; nothing is sent yet."""
         if deadline.expired():
             raise JobTimeout(f"the deadline of {deadline.seconds:.0f} s passed before the job could start")
-        seed = request.seed if request.seed is not None else secrets.randbelow(MAX_SEED + 1)
         width = request.width or int(workflow.defaults["width"])
         height = request.height or int(workflow.defaults["height"])
         run_width, run_height, steps = width, height, None
@@ -172,7 +180,8 @@ class Generator:
         )
         jlog.info("job accepted: seed %d, %dx%d, workflow %s", seed, width, height, workflow.name)
         jlog.debug("prompt %r, negative prompt %r", request.prompt, request.negative_prompt)
-        return _Job(workflow, seed, width, height, run_width, run_height, steps, key, graph)
+        shape = assets.Shape(request.format, request.trim, request.trim_margin)
+        return _Job(workflow, seed, width, height, run_width, run_height, steps, key, graph, shape)
 
     def _run(
         self,
@@ -225,37 +234,52 @@ class Generator:
         self.outputs.sweep_after(key, prompt_id)
 
     def _result(self, job: _Job, ran: _Ran, deadline: Deadline, jlog: JobLog) -> Result:
-        """The PNG fetched and checked for real transparency, with what the job reports about itself."""
+        """The PNG fetched and checked for real transparency on the generated canvas, then made into the asked
+        asset (trimmed, encoded), with what the job reports about itself."""
         png = self._fetch(job.workflow, ran.done, deadline)
-        stats = check_rgba(png, max_uniform=self.settings.max_uniform_alpha)
+        image = decode(png)
+        canvas = check_alpha(image, max_uniform=self.settings.max_uniform_alpha)
         fetched = time.monotonic()
+        asset = assets.make(png, image, canvas, job.shape)
+        info = self._info(job, ran, asset)
+        info["timings_ms"] = {
+            "comfyui_execution": ran.done.execution_ms,
+            "comfyui_wait": ran.wait_ms,
+            "fetch": int((fetched - ran.finished) * 1000),
+            "asset": int((time.monotonic() - fetched) * 1000),
+            "total": deadline.elapsed_ms(),
+        }
+        info["versions"] = self.versions(deadline)
+        if self.settings.test_models:
+            info["test_mode"] = {"width": job.run_width, "height": job.run_height, "steps": job.steps}
+        jlog.info(
+            "job done in %d ms (prompt %s, fetch %d ms): %d-byte %s, alpha mean %.1f, %.1f%% transparent",
+            info["timings_ms"]["total"],
+            ran.prompt_id,
+            info["timings_ms"]["fetch"],
+            len(asset.data),
+            asset.format.upper(),
+            canvas.alpha_mean,
+            canvas.transparent * 100,
+        )
+        return Result(asset.data, f"alpha_{job.key}.{asset.format}", info, asset.mime_type)
+
+    @staticmethod
+    def _info(job: _Job, ran: _Ran, asset: assets.Asset) -> dict[str, Any]:
+        """What the result says about the image: the job's figures, the asset's format, crop and alpha."""
         info: dict[str, Any] = {
             "seed": job.seed,
             "width": job.width,
             "height": job.height,
             "workflow": {"name": job.workflow.name, "sha256": job.workflow.sha256},
             "prompt_id": ran.prompt_id,
-            "alpha": stats.as_dict(),
-            "timings_ms": {
-                "comfyui_execution": ran.done.execution_ms,
-                "comfyui_wait": ran.wait_ms,
-                "fetch": int((fetched - ran.finished) * 1000),
-                "total": deadline.elapsed_ms(),
-            },
-            "versions": self.versions(deadline),
+            "alpha": asset.alpha.as_dict(),
+            "format": asset.format,
+            "mime_type": asset.mime_type,
         }
-        if self.settings.test_models:
-            info["test_mode"] = {"width": job.run_width, "height": job.run_height, "steps": job.steps}
-        jlog.info(
-            "job done in %d ms (prompt %s, fetch %d ms): %d-byte PNG, alpha mean %.1f, %.1f%% transparent",
-            info["timings_ms"]["total"],
-            ran.prompt_id,
-            info["timings_ms"]["fetch"],
-            len(png),
-            stats.alpha_mean,
-            stats.transparent * 100,
-        )
-        return Result(png=png, filename=f"alpha_{job.key}.png", info=info)
+        if asset.crop is not None:
+            info["crop"] = list(asset.crop)
+        return info
 
     def warm_up(self) -> Result:
         """One job through the core: the production workflow at ALPHA_WARMUP_STEPS (test mode: its own steps

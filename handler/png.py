@@ -16,6 +16,8 @@ from PIL import Image, UnidentifiedImageError
 
 from handler.errors import OutputError, TransparencyError
 
+Box = tuple[int, int, int, int]  # left, top, right, bottom; right and bottom exclusive
+
 
 @dataclass(frozen=True)
 class AlphaStats:
@@ -26,9 +28,12 @@ class AlphaStats:
     alpha_mean: float
     transparent: float  # fraction of pixels with alpha 0
     opaque: float  # fraction of pixels with alpha 255
+    bbox: Box | None  # the visible pixels (alpha > 0); None when there are none
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        stats = asdict(self)
+        stats["bbox"] = list(self.bbox) if self.bbox is not None else None  # as JSON will have it
+        return stats
 
 
 def percent(fraction: float, decimals: int = 4) -> str:
@@ -47,33 +52,51 @@ def _over(fraction: float, threshold: float) -> str:
     return percent(fraction, decimals)
 
 
-def check_rgba(data: bytes, *, max_uniform: float) -> AlphaStats:
-    """The alpha statistics of an RGBA PNG. ``max_uniform`` is the largest fraction of the pixels that may be
-    fully opaque (alpha 255), and the largest that may be fully transparent (alpha 0); 1.0 refuses only an
-    alpha that is constant. Raises OutputError (not an RGBA PNG) or TransparencyError (alpha near uniform)."""
+def decode(data: bytes) -> Image.Image:
+    """The output, loaded: a PNG in RGBA. Raises OutputError for anything else."""
     try:
         with Image.open(io.BytesIO(data)) as image:
             if image.format != "PNG":
                 raise OutputError(f"the output is {image.format}, not PNG")
             if image.mode != "RGBA":
                 raise OutputError(f"the output PNG is {image.mode}, not RGBA: the workflow lost the alpha channel")
-            alpha = image.getchannel("A")
-            low, high = alpha.getextrema()  # (int, int) for an 8-bit channel
-            assert isinstance(low, int) and isinstance(high, int)
-            histogram = alpha.histogram()
-            width, height = image.size
+            image.load()
+            return image
     except (UnidentifiedImageError, OSError) as exc:
         raise OutputError(f"the output is not a readable image: {exc}") from None
+
+
+def _measure(image: Image.Image) -> tuple[AlphaStats, list[int]]:
+    """The alpha figures of an RGBA image, and the alpha histogram they come from."""
+    alpha = image.getchannel("A")
+    low, high = alpha.getextrema()  # (int, int) for an 8-bit channel
+    assert isinstance(low, int) and isinstance(high, int)
+    histogram = alpha.histogram()
+    width, height = image.size
     pixels = width * height
     stats = AlphaStats(
         width,
         height,
-        int(low),
-        int(high),
+        low,
+        high,
         round(sum(i * n for i, n in enumerate(histogram)) / pixels, 3),
         round(histogram[0] / pixels, 6),
         round(histogram[255] / pixels, 6),
+        alpha.getbbox(),  # the box of the non-zero values
     )
+    return stats, histogram
+
+
+def alpha_stats(image: Image.Image) -> AlphaStats:
+    return _measure(image)[0]
+
+
+def check_alpha(image: Image.Image, *, max_uniform: float) -> AlphaStats:
+    """The alpha statistics of an RGBA image. ``max_uniform`` is the largest fraction of the pixels that may be
+    fully opaque (alpha 255), and the largest that may be fully transparent (alpha 0); 1.0 refuses only an
+    alpha that is constant. Raises TransparencyError (alpha near uniform)."""
+    stats, histogram = _measure(image)
+    pixels = stats.width * stats.height
     for count, state in ((histogram[255], "opaque"), (histogram[0], "transparent")):
         if count / pixels > max_uniform or count == pixels:
             share = _over(count / pixels, max_uniform)
@@ -82,8 +105,13 @@ def check_rgba(data: bytes, *, max_uniform: float) -> AlphaStats:
                 f"pixels (threshold {percent(max_uniform)}%, ALPHA_MAX_UNIFORM_ALPHA): "
                 "LayerDiffuse did not take effect"
             )
-    if low == high:
+    if stats.alpha_min == stats.alpha_max:
         raise TransparencyError(
-            f"the output's alpha is constant {high} ({pixels} pixels): LayerDiffuse did not take effect"
+            f"the output's alpha is constant {stats.alpha_max} ({pixels} pixels): LayerDiffuse did not take effect"
         )
     return stats
+
+
+def check_rgba(data: bytes, *, max_uniform: float) -> AlphaStats:
+    """``check_alpha`` of an encoded output; raises OutputError (not an RGBA PNG) or TransparencyError."""
+    return check_alpha(decode(data), max_uniform=max_uniform)

@@ -20,6 +20,9 @@ from handler.errors import InputError
 MAX_PROMPT_CHARS = 2000
 MAX_SEED = 2**53 - 1  # the largest integer every JSON client represents exactly
 MIN_SIDE, MAX_SIDE = 64, 8192  # a sanity range; the workflow's sizes decide (check_size)
+MAX_TRIM_MARGIN = 512
+FORMATS = ("png", "webp")
+DELIVERIES = ("inline", "base64", "bucket")
 WORKFLOW_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 Sizes = Sequence[tuple[int, int]]
@@ -66,14 +69,22 @@ class Field:
     description: str
     required: bool = False
     together: str | None = None
+    # The field may be given only when this boolean field is true (``dependentSchemas``).
+    only_with: str | None = None
+    default: Any = None
 
     def parse(self, data: Mapping[str, Any]) -> Any:
-        """The field's value from the input: None when it is absent and optional."""
+        """The field's value from the input: ``default`` when it is absent and optional."""
         if self.name in data:
             return self.check(data[self.name])
         if self.required:
             raise self.refuse("is required")
-        return None
+        return self.default
+
+    def documented(self, fragment: Fragment) -> Fragment:
+        """The fragment with the default (where the parse has one) and the description, in that order."""
+        default = {} if self.default is None else {"default": self.default}
+        return {**fragment, **default, "description": self.description}
 
     def refuse(self, words: str) -> InputError:
         return InputError(f"'{self.name}' {words}", field=self.name)
@@ -137,7 +148,7 @@ class Integer(Field):
         return value
 
     def schema(self, sizes: Sizes, workflows: Sequence[str]) -> Fragment:
-        return {"type": "integer", "minimum": self.low, "maximum": self.high, "description": self.description}
+        return self.documented({"type": "integer", "minimum": self.low, "maximum": self.high})
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -169,6 +180,35 @@ class WorkflowName(Field):
         return {"type": "string", "enum": list(workflows), "description": self.description}
 
 
+@dataclass(frozen=True, kw_only=True)
+class Boolean(Field):
+    """``true`` or ``false``; no other JSON value (0, 1, "true") stands for one."""
+
+    def check(self, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.refuse(f"must be true or false, got {_kind(value)}")
+        return value
+
+    def schema(self, sizes: Sizes, workflows: Sequence[str]) -> Fragment:
+        return self.documented({"type": "boolean"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class Choice(Field):
+    """One of a few strings, exactly as written (case included)."""
+
+    values: tuple[str, ...]
+
+    def check(self, value: Any) -> str:
+        if not isinstance(value, str) or value not in self.values:
+            got = repr(value[:80]) if isinstance(value, str) else _kind(value)
+            raise self.refuse(f"must be one of {', '.join(repr(v) for v in self.values)}, got {got}")
+        return value
+
+    def schema(self, sizes: Sizes, workflows: Sequence[str]) -> Fragment:
+        return self.documented({"type": "string", "enum": list(self.values)})
+
+
 # The input contract: every field, in the order the fields are checked (the first bad one is reported).
 CONTRACT: tuple[Field, ...] = (
     Text(name="prompt", required=True, description=f"What to draw; must not be blank. {prompt_syntax.RULES}"),
@@ -194,6 +234,32 @@ CONTRACT: tuple[Field, ...] = (
         name="height", axis=1, low=MIN_SIDE, high=MAX_SIDE, together="width", description="Given together with `width`."
     ),
     WorkflowName(name="workflow", description="A named workflow; omitted means the production one."),
+    Boolean(
+        name="trim",
+        default=False,
+        description="Crop the image to the box of its visible pixels (alpha > 0); `info.crop` is the box cut.",
+    ),
+    Integer(
+        name="trim_margin",
+        low=0,
+        high=MAX_TRIM_MARGIN,
+        default=0,
+        only_with="trim",
+        description="Only with `trim: true`: transparent pixels kept around the box, clipped to the canvas.",
+    ),
+    Choice(
+        name="format",
+        values=FORMATS,
+        default="png",
+        description="`png`, or `webp`: lossless WebP, every pixel with alpha > 0 exact (RGB under alpha 0 is not "
+        "kept).",
+    ),
+    Choice(
+        name="delivery",
+        values=DELIVERIES,
+        description="RunPod door only: `inline` (omitted: `url` is a data URI, and `image_base64`), `base64` "
+        "(`image_base64` only), or `bucket` (uploaded; `url` is its presigned URL; needs a configured bucket).",
+    ),
 )
 FIELDS = tuple(spec.name for spec in CONTRACT)
 
@@ -215,6 +281,12 @@ def _check_together(first: str, second: str, values: Mapping[str, Any]) -> None:
         raise InputError(f"'{first}' and '{second}' must be given together; '{missing}' is missing", field=missing)
 
 
+def _check_only_with(spec: Field, data: Mapping[str, Any], values: Mapping[str, Any]) -> None:
+    """A field that applies only when a boolean is true was given without it: refused, not ignored."""
+    if spec.only_with is not None and spec.name in data and values[spec.only_with] is not True:
+        raise spec.refuse(f"applies only with '{spec.only_with}': true")
+
+
 @dataclass(frozen=True)
 class Request:
     """A valid job input; its fields are ``CONTRACT``'s, in its order (tests/unit/test_input_schema.py)."""
@@ -225,6 +297,10 @@ class Request:
     width: int | None = None
     height: int | None = None
     workflow: str | None = None
+    trim: bool = False
+    trim_margin: int = 0
+    format: str = "png"
+    delivery: str | None = None  # the RunPod door's; None: inline
 
     @classmethod
     def parse(cls, data: Any) -> Request:
@@ -235,16 +311,24 @@ class Request:
             values[spec.name] = spec.parse(data)
             if spec.together in values:  # the pair's second field: both are read now
                 _check_together(spec.together, spec.name, values)
+            _check_only_with(spec, data, values)
         return cls(**values)
 
 
-def input_schema(sizes: Sizes, workflows: Sequence[str] = ()) -> dict[str, Any]:
-    """JSON Schema of the job input, for the OpenAPI document, from ``CONTRACT``."""
-    properties = {spec.name: fragment for spec in CONTRACT if (fragment := spec.schema(sizes, workflows)) is not None}
+def input_schema(sizes: Sizes, workflows: Sequence[str] = (), *, without: Sequence[str] = ()) -> dict[str, Any]:
+    """JSON Schema of the job input, for the OpenAPI document, from ``CONTRACT``. ``without`` names fields a door
+    does not take (the alpha API refuses ``delivery``)."""
+    specs = [spec for spec in CONTRACT if spec.name not in without]
+    properties = {spec.name: fragment for spec in specs if (fragment := spec.schema(sizes, workflows)) is not None}
     return {
         "type": "object",
         "additionalProperties": False,
-        "required": [spec.name for spec in CONTRACT if spec.required],
+        "required": [spec.name for spec in specs if spec.required],
         "properties": properties,
-        "dependentRequired": {spec.name: [spec.together] for spec in CONTRACT if spec.together},
+        "dependentRequired": {spec.name: [spec.together] for spec in specs if spec.together},
+        "dependentSchemas": {
+            spec.name: {"required": [spec.only_with], "properties": {spec.only_with: {"const": True}}}
+            for spec in specs
+            if spec.only_with
+        },
     }

@@ -108,6 +108,10 @@ SPECS: tuple[Spec, ...] = (
          "0.1% of the image (about 32x32 px of 1024x1024; a small cut-out on a wide transparent background is "
          "often 90-99% transparent) and refuses an alpha that is opaque but for a few pixels. 1 refuses only a "
          "constant alpha."),
+    Spec("transparency_retries", "ALPHA_TRANSPARENCY_RETRIES", "1", types.as_int_range(0, 3),
+         "When a job fails the transparency check and its request gave no seed, run it again with a new random "
+         "seed, up to this many times, inside the same job deadline (`info.attempts` lists the seeds and why each "
+         "was refused). A request with a seed is never retried: it asked for that exact image.", "retries"),
     Spec("max_output_bytes", "ALPHA_MAX_OUTPUT_BYTES", "9500000", types.as_int_range(4096, 20_000_000),
          "RunPod door: largest success output, measured as the JSON RunPod sends (`{\"output\": ...}`, UTF-8). "
          "The image travels twice in it (`url` and `image_base64`); the default keeps it under the 10 MB "
@@ -202,6 +206,7 @@ class Settings:
     log_level: str = _D["log_level"]
     runpod_log_level: str = _D["runpod_log_level"]
     max_uniform_alpha: float = _D["max_uniform_alpha"]
+    transparency_retries: int = _D["transparency_retries"]
     max_output_bytes: int = _D["max_output_bytes"]
     bucket_endpoint_url: str = _D["bucket_endpoint_url"]
     bucket_access_key_id: str = _D["bucket_access_key_id"]

@@ -202,6 +202,30 @@ CORPUS: list[BadInput] = [
     _bad("workflow-int", {"prompt": "x", "workflow": 7}, "workflow", "got an integer"),
     _bad("workflow-null", {"prompt": "x", "workflow": None}, "workflow", "got null"),
     _bad("workflow-array", {"prompt": "x", "workflow": ["alpha_txt2img"]}, "workflow", "got an array"),
+    # the asset options: trim, trim_margin (only with trim: true), format, delivery
+    _bad("trim-string", {"prompt": "x", "trim": "true"}, "trim", "'trim' must be true or false, got a string"),
+    _bad("trim-int", {"prompt": "x", "trim": 1}, "trim", "'trim' must be true or false, got an integer"),
+    _bad("trim-null", {"prompt": "x", "trim": None}, "trim", "'trim' must be true or false, got null"),
+    _bad("margin-without-trim", {"prompt": "x", "trim_margin": 8}, "trim_margin", "applies only with 'trim': true"),
+    _bad(
+        "margin-with-trim-false",
+        {"prompt": "x", "trim": False, "trim_margin": 0},
+        "trim_margin",
+        "'trim_margin' applies only with 'trim': true",
+    ),
+    _bad("margin-513", {"prompt": "x", "trim": True, "trim_margin": 513}, "trim_margin", "from 0 to 512, got 513"),
+    _bad("margin-negative", {"prompt": "x", "trim": True, "trim_margin": -1}, "trim_margin", "got -1"),
+    _bad("margin-float", {"prompt": "x", "trim": True, "trim_margin": 8.0}, "trim_margin", "an integer, got a number"),
+    _bad("margin-string", {"prompt": "x", "trim": True, "trim_margin": "8"}, "trim_margin", "got a string"),
+    _bad(
+        "format-jpeg", {"prompt": "x", "format": "jpeg"}, "format", "'format' must be one of 'png', 'webp', got 'jpeg'"
+    ),
+    _bad("format-upper", {"prompt": "x", "format": "WEBP"}, "format", "got 'WEBP'"),
+    _bad("format-null", {"prompt": "x", "format": None}, "format", "'format' must be one of 'png', 'webp', got null"),
+    _bad("format-array", {"prompt": "x", "format": ["png"]}, "format", "got an array"),
+    _bad("delivery-s3", {"prompt": "x", "delivery": "s3"}, "delivery", "'inline', 'base64', 'bucket', got 's3'"),
+    _bad("delivery-int", {"prompt": "x", "delivery": 1}, "delivery", "'delivery' must be one of"),
+    _bad("delivery-null", {"prompt": "x", "delivery": None}, "delivery", "got null"),
     # input that is not an object
     _bad("input-list", ["prompt"], None, f"{NOT_OBJECT}, got an array", 422),
     _bad("input-empty-list", [], None, f"{NOT_OBJECT}, got an array", 422),

@@ -223,7 +223,7 @@ def test_runpod_stop_signal_interrupts_the_prompt_then_the_next_job_succeeds(
     status = status_of(comfy.client, prompt_id)
     assert status.get("completed") is not True and "execution_interrupted" in json.dumps(status)
     quick = Generator(comfy.settings, client=generator.client)
-    assert rgba(quick.generate(Request(prompt="a clock", seed=7)).png).shape[-1] == 4
+    assert rgba(quick.generate(Request(prompt="a clock", seed=7)).image).shape[-1] == 4
     time.sleep(1.0)
     assert threading.active_count() <= threads, "the job thread ended"
     assert leftovers(comfy.settings) == []

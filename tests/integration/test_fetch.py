@@ -33,7 +33,7 @@ def test_png_from_disk_and_from_view(comfy: RunningComfy, tmp_path: Path, monkey
     elsewhere = Generator(comfy.settings.replace(output_dir=tmp_path / "not-comfyui"), client=local.client)
     over_http = elsewhere.generate(Request(prompt="a paper kite", seed=11))
     assert len(views) == 1 and views[0].startswith(over_http.filename.removesuffix(".png"))
-    assert (rgba(over_http.png) == rgba(on_disk.png)).all()
+    assert (rgba(over_http.image) == rgba(on_disk.image)).all()
     # That worker could not sweep ComfyUI's folder; this test does.
     for path in comfy.settings.effective_output_dir.glob(over_http.filename.removesuffix(".png") + "_*"):
         path.unlink()

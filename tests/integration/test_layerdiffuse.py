@@ -37,7 +37,7 @@ def with_weight(settings: Settings, weight: float, workflow: Path | None = None)
 
 def generate(comfy: RunningComfy, weight: float, workflow: Path | None = None) -> np.ndarray:
     generator = Generator(comfy.settings, workflow=with_weight(comfy.settings, weight, workflow))
-    return rgba(generator.generate(Request(prompt="a glass of water", seed=SEED)).png)
+    return rgba(generator.generate(Request(prompt="a glass of water", seed=SEED)).image)
 
 
 def run_rgb_variant(comfy: RunningComfy, weight: float) -> np.ndarray:

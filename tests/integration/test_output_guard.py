@@ -5,7 +5,6 @@ output_too_large, or goes to a bucket (a fake S3 served here) when one is config
 from __future__ import annotations
 
 import asyncio
-import copy
 import re
 import urllib.request
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from handler.settings import Settings
 from handler.workflow.graph import Workflow
 from tests.fake_s3 import FakeS3
 from tests.helpers import RunningComfy, ServerThread, assert_error, decode_png
+from tests.masks import masked
 
 pytestmark = pytest.mark.comfyui
 
@@ -45,41 +45,8 @@ def run(
 
 
 def with_alpha_mask(settings: Settings, holes: int = 0) -> Workflow:
-    """The production workflow, but the saved image is the plain VAE decode joined with a solid mask: alpha
-    255 everywhere (SolidMask 0.0 is 'keep'), except a holes x holes transparent square in a corner. The
-    contract holds: the saved image comes from JoinImageWithAlpha."""
-    production = Workflow.load(settings.workflow)
-    graph = copy.deepcopy(production.graph)
-    output = production.node("alpha:output")
-    decode = next(i for i, n in graph.items() if n["class_type"] == "VAEDecode")
-    rgba_decode = graph[output]["inputs"]["images"][0]
-    del graph[rgba_decode]
-    size = settings.test_size  # a 1024x1024 request runs at this size in test mode
-    graph["900"] = {
-        "class_type": "SolidMask",
-        "inputs": {"value": 0.0, "width": size, "height": size},
-        "_meta": {"title": "opaque"},
-    }
-    mask = ["900", 0]
-    if holes:
-        graph["901"] = {
-            "class_type": "SolidMask",
-            "inputs": {"value": 1.0, "width": holes, "height": holes},
-            "_meta": {"title": "hole"},
-        }
-        graph["902"] = {
-            "class_type": "MaskComposite",
-            "inputs": {"destination": ["900", 0], "source": ["901", 0], "x": 0, "y": 0, "operation": "add"},
-            "_meta": {"title": "opaque with a hole"},
-        }
-        mask = ["902", 0]
-    graph["903"] = {
-        "class_type": "JoinImageWithAlpha",
-        "inputs": {"image": [decode, 0], "alpha": mask},
-        "_meta": {"title": "join"},
-    }
-    graph[output]["inputs"]["images"] = ["903", 0]
-    return Workflow.from_graph(graph, name=f"opaque_{holes}", sha256=production.sha256)
+    """Alpha 255 everywhere but a holes x holes transparent square in a corner."""
+    return masked(settings, opaque=True, patch=(0, 0, holes, holes) if holes else None)
 
 
 def test_an_opaque_image_fails_with_its_coverage(settings: Settings) -> None:

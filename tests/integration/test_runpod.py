@@ -34,7 +34,9 @@ def test_success_contract(comfy: RunningComfy) -> None:
     assert info["seed"] == 1234 and (info["width"], info["height"]) == (1024, 1024)
     assert info["workflow"] == {"name": "alpha_txt2img", "sha256": WORKFLOW_SHA}
     assert isinstance(info["prompt_id"], str) and info["prompt_id"]
-    assert set(info["timings_ms"]) == {"comfyui_execution", "comfyui_wait", "fetch", "total"}
+    assert set(info["timings_ms"]) == {"comfyui_execution", "comfyui_wait", "fetch", "asset", "total"}
+    assert info["format"] == "png" and info["mime_type"] == "image/png" and "crop" not in info
+    assert info["attempts"] == [{"seed": 1234, "rejected": None}]
     assert all(isinstance(v, int) and v >= 0 for v in info["timings_ms"].values())
     assert info["versions"]["comfyui"] == "0.3.75"
     assert info["versions"]["custom_nodes"] == {"ComfyUI-layerdiffuse": "fffa28a7b1c10fc10c012b59b83f3e0a729e00ba"}

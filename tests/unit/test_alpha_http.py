@@ -18,7 +18,7 @@ from PIL import Image
 
 from handler.doors.alpha import openapi
 from handler.doors.alpha.server import GENERATOR, STORE, create_app
-from handler.doors.alpha.store import PngStore
+from handler.doors.alpha.store import ImageStore
 from handler.errors import AlphaError, statuses
 from handler.generate import Generator
 from handler.paths import REPO
@@ -56,7 +56,7 @@ def hexname() -> str:
 @pytest.fixture
 def planted(server: ServerThread, tmp_path: Path) -> dict[str, str]:
     """A served file, and traps: secrets and PNGs outside the folder, symlinks and non-PNGs inside it."""
-    store: PngStore = server.app[STORE]
+    store: ImageStore = server.app[STORE]
     root = store.root
     names = {
         "good": hexname(),
@@ -272,7 +272,8 @@ def test_openapi_document_matches_the_routes(server: ServerThread) -> None:
     assert documented == routes
     assert set(doc["components"]["schemas"]["Error"]["properties"]["code"]["enum"]) == set(openapi.error_codes())
     schema = doc["paths"]["/alpha/v1/txt2img"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    assert set(schema["properties"]) == {"prompt", "negative_prompt", "seed", "width", "height"}
+    offered = ["prompt", "negative_prompt", "seed", "width", "height", "trim", "trim_margin", "format"]
+    assert list(schema["properties"]) == offered, "every input field but 'delivery', which this door refuses"
     assert {
         (w, h) for w in schema["properties"]["width"]["enum"] for h in schema["properties"]["height"]["enum"]
     } >= set(sizes)

@@ -61,7 +61,7 @@ QUOTED = [
     "prompt %s has ended; its late outputs are removed",
     "prompt %s failed after %d ms (%s); cancelling it",
     "pixels (threshold {percent(max_uniform)}%, ALPHA_MAX_UNIFORM_ALPHA): ",
-    "-byte PNG, sent twice as base64); the limit is ",
+    " as base64); the limit is {limit} bytes ",
     "the upload of {where} failed: ",
 ]
 

@@ -54,8 +54,34 @@ PINNED: dict[str, Any] = {
             "enum": ["alpha_txt2img", "alpha_txt2img_conv"],
             "description": "A named workflow; omitted means the production one.",
         },
+        "trim": {
+            "type": "boolean",
+            "default": False,
+            "description": "Crop the image to the box of its visible pixels (alpha > 0); `info.crop` is the box cut.",
+        },
+        "trim_margin": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 512,
+            "default": 0,
+            "description": "Only with `trim: true`: transparent pixels kept around the box, clipped to the canvas.",
+        },
+        "format": {
+            "type": "string",
+            "enum": ["png", "webp"],
+            "default": "png",
+            "description": "`png`, or `webp`: lossless WebP, every pixel with alpha > 0 exact (RGB under alpha 0 is "
+            "not kept).",
+        },
+        "delivery": {
+            "type": "string",
+            "enum": ["inline", "base64", "bucket"],
+            "description": "RunPod door only: `inline` (omitted: `url` is a data URI, and `image_base64`), `base64` "
+            "(`image_base64` only), or `bucket` (uploaded; `url` is its presigned URL; needs a configured bucket).",
+        },
     },
     "dependentRequired": {"width": ["height"], "height": ["width"]},
+    "dependentSchemas": {"trim_margin": {"required": ["trim"], "properties": {"trim": {"const": True}}}},
 }
 
 
@@ -74,6 +100,12 @@ def test_without_named_workflows_the_schema_has_no_workflow_property() -> None:
     assert same(input_schema(SIZES), pinned)
 
 
+def test_the_alpha_api_schema_leaves_out_delivery() -> None:
+    pinned = json.loads(json.dumps(PINNED))
+    del pinned["properties"]["delivery"]
+    assert same(input_schema(SIZES, ["alpha_txt2img", "alpha_txt2img_conv"], without=("delivery",)), pinned)
+
+
 def test_size_enums_are_sorted_and_unique_per_axis() -> None:
     schema = input_schema([(640, 1536), (1024, 1024), (1024, 640)], ("b", "a"))
     width, height = schema["properties"]["width"], schema["properties"]["height"]
@@ -89,10 +121,12 @@ GENERATOR = Generator(Settings().replace(workflow_allowlist=NAMED))
 SCHEMA = input_schema(SIZES, list(GENERATOR.allowed))
 PROPERTIES: dict[str, Any] = SCHEMA["properties"]
 # The keywords the probes below know; a new one in a field's schema needs its probes first.
-KEYWORDS = {"type", "minimum", "maximum", "minLength", "maxLength", "enum", "description"}
+# ("default" is what an absent field parses to: test_absent_fields_parse_to_the_schemas_default.)
+KEYWORDS = {"type", "minimum", "maximum", "minLength", "maxLength", "enum", "default", "description"}
 WRONG_TYPES: dict[str, list[Any]] = {
     "string": [None, True, 0, 1.5, [], {}],
     "integer": [None, True, 1.5, "7", [], {}],
+    "boolean": [None, 0, 1, "true", "false", [], {}],
 }
 
 
@@ -107,6 +141,8 @@ def probes(fragment: dict[str, Any]) -> list[tuple[Any, bool]]:
     another JSON type (it refuses them): (value, accepted)."""
     assert set(fragment) <= KEYWORDS, f"no probes for {set(fragment) - KEYWORDS}"
     cases: list[tuple[Any, bool]] = [(value, False) for value in WRONG_TYPES[fragment["type"]]]
+    if fragment["type"] == "boolean":
+        cases += [(True, True), (False, True)]
     if fragment["type"] == "string" and "enum" not in fragment:
         shortest, longest = fragment.get("minLength", 0), fragment["maxLength"]
         cases += [("a" * shortest, True), ("a" * longest, True), ("a" * (longest + 1), False)]
@@ -129,6 +165,8 @@ def job(spec: Field, value: Any, accepted: bool) -> dict[str, Any]:
     """An input with ``value`` for the field and valid values elsewhere; a side comes with its partner, which
     makes an allowed size with an accepted value."""
     data: dict[str, Any] = {"prompt": "x", spec.name: value}
+    if spec.only_with is not None:
+        data[spec.only_with] = True
     if isinstance(spec, Side) and spec.together is not None:
         size = next(size for size in SIZES if not accepted or size[spec.axis] == value)
         data[spec.together] = size[1 - spec.axis]
@@ -173,16 +211,36 @@ def test_required_fields_are_the_schemas(name: str) -> None:
         "width": 1024,
         "height": 1024,
         "workflow": "alpha_txt2img",
+        "trim": True,
+        "trim_margin": 8,
+        "format": "webp",
+        "delivery": "base64",
     }
     assert list(full) == list(FIELDS) and validate(full)
     del full[name]
     dependent = SCHEMA["dependentRequired"].get(name, [])
-    if name in SCHEMA["required"] or dependent:
+    needed_by = [other for other, rule in SCHEMA["dependentSchemas"].items() if name in rule["required"]]
+    if name in SCHEMA["required"] or dependent or needed_by:
         with pytest.raises(InputError) as caught:
             validate(full)
-        assert caught.value.field == name
+        assert caught.value.field in {name, *needed_by}
     else:
-        assert getattr(validate(full), name) is None
+        assert getattr(validate(full), name) == PROPERTIES[name].get("default")
+
+
+@pytest.mark.parametrize("trim", [False, None], ids=["trim-false", "trim-absent"])
+def test_a_field_that_needs_a_true_boolean_is_refused_without_it(trim: bool | None) -> None:
+    """``dependentSchemas``: trim_margin only with trim: true, refused (not ignored) otherwise, by its own name."""
+    (spec,) = [s for s in CONTRACT if s.only_with]
+    assert SCHEMA["dependentSchemas"] == {
+        spec.name: {"required": [spec.only_with], "properties": {spec.only_with: {"const": True}}}
+    }
+    data: dict[str, Any] = {"prompt": "x", spec.name: 0}
+    if trim is not None:
+        data[spec.only_with] = trim
+    with pytest.raises(InputError) as caught:
+        validate(data)
+    assert caught.value.field == spec.name and f"applies only with '{spec.only_with}': true" in caught.value.message
 
 
 def test_side_ranges_hold_every_size_the_schema_lists() -> None:

@@ -11,16 +11,16 @@ import json
 import logging
 import os
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, cast
 
 import pytest
 from PIL import Image
 from runpod.serverless.modules.rp_job import run_job
 
-from handler.doors.runpod.payload import output_size, success_output
+from handler.doors.runpod.payload import check_delivery, output_size, success_output
 from handler.doors.runpod.worker import make_handler
-from handler.errors import OutputTooLarge, UploadFailed
+from handler.errors import InputError, OutputTooLarge, UploadFailed, error_body
 from handler.generate import Generator, Result
 from handler.settings import Settings
 from tests.fake_s3 import FakeS3
@@ -40,7 +40,7 @@ def png_bytes(size: int = 64) -> bytes:
 
 
 def result(png: bytes | None = None, **info: Any) -> Result:
-    return Result(png=png if png is not None else png_bytes(), filename=FILENAME, info={"seed": 1, **info})
+    return Result(image=png if png is not None else png_bytes(), filename=FILENAME, info={"seed": 1, **info})
 
 
 @pytest.fixture
@@ -92,12 +92,20 @@ def test_over_the_limit_without_a_bucket_is_output_too_large() -> None:
     with pytest.raises(OutputTooLarge) as caught:
         success_output(result(data), Settings(max_output_bytes=limit), "job-1")
     assert caught.value.code == "output_too_large"
+    once = output_size(success_output(result(data), Settings(), "job-1", "base64"))
     assert caught.value.message == (
         f"the output is {size} bytes (a {len(data)}-byte PNG, sent twice as base64); "
-        f"the limit is {limit} bytes (ALPHA_MAX_OUTPUT_BYTES); set BUCKET_ENDPOINT_URL "
-        "and the other bucket settings to upload large images instead"
+        f"the limit is {limit} bytes (ALPHA_MAX_OUTPUT_BYTES); delivery 'base64' would fit ({once} bytes: the "
+        "image once), or 'bucket' with a bucket configured"
     )
     assert success_output(result(data), Settings(max_output_bytes=size), "job-1") == full, "the limit is inclusive"
+    with pytest.raises(OutputTooLarge) as caught:
+        success_output(result(data), Settings(max_output_bytes=once - 1), "job-1", "base64")
+    assert caught.value.message == (
+        f"the output is {once} bytes (a {len(data)}-byte PNG, sent once as base64); "
+        f"the limit is {once - 1} bytes (ALPHA_MAX_OUTPUT_BYTES); set BUCKET_ENDPOINT_URL "
+        "and the other bucket settings to upload large images instead"
+    )
 
 
 def test_the_default_limit_fits_runpod_run() -> None:
@@ -106,7 +114,7 @@ def test_the_default_limit_fits_runpod_run() -> None:
 
 
 def test_an_empty_png_never_succeeds() -> None:
-    with pytest.raises(Exception, match="the output PNG is empty"):
+    with pytest.raises(Exception, match="the output image is empty"):
         success_output(result(b""), Settings(), "job-1")
 
 
@@ -179,7 +187,7 @@ def test_without_boto3_the_upload_fails_clearly(
 
 def test_an_output_too_large_even_when_uploaded(s3: tuple[FakeS3, ServerThread]) -> None:
     _, server = s3
-    with pytest.raises(OutputTooLarge, match=r"bytes even with the PNG uploaded; the limit is 4096 bytes"):
+    with pytest.raises(OutputTooLarge, match=r"bytes even with the image uploaded; the limit is 4096 bytes"):
         success_output(result(padding="x" * 5000), bucket_settings(server, max_output_bytes=4096), "job-1")
 
 
@@ -241,3 +249,48 @@ def test_the_sdk_debug_log_carries_no_base64(capsys: pytest.CaptureFixture[str])
     assert encoded[:40] not in logged.out + logged.err
     assert f"<{len(encoded)} characters>" in logged.out + logged.err
     assert done["output"]["image_base64"] == encoded
+
+
+WEBP_NAME = "alpha_" + "cd" * 16 + ".webp"
+
+
+def webp_result(size: int = 64) -> Result:
+    image = Image.frombytes("RGBA", (size, size), os.urandom(4 * size * size))
+    out = io.BytesIO()
+    image.save(out, format="WEBP", lossless=True)
+    return Result(image=out.getvalue(), filename=WEBP_NAME, info={"seed": 2}, mime_type="image/webp")
+
+
+@pytest.mark.parametrize("made", [result, webp_result], ids=["png", "webp"])
+def test_each_delivery_carries_the_image_as_it_says_and_counts_its_bytes(made: Callable[[], Result]) -> None:
+    done = made()
+    encoded = base64.b64encode(done.image).decode()
+    inline = success_output(done, Settings(), "job-1")
+    assert inline == success_output(done, Settings(), "job-1", "inline"), "inline is the default"
+    assert inline["url"] == f"data:{done.mime_type};base64,{encoded}" and inline["image_base64"] == encoded
+    once = success_output(done, Settings(), "job-1", "base64")
+    assert once == {"status": "success", "image_base64": encoded, "filename": done.filename, "info": done.info}
+    for output in (inline, once):
+        exact = len(json.dumps({"output": output}, ensure_ascii=False).encode())
+        assert output_size(output, base64_keys=("url", "image_base64")) == exact
+    assert output_size(inline) - output_size(once) == len(inline["url"]) + len(', "url": ""'), "half the bytes"
+
+
+def test_bucket_delivery_uploads_even_a_small_image_with_its_type(s3: tuple[FakeS3, ServerThread]) -> None:
+    fake, server = s3
+    done = webp_result()
+    output = success_output(done, bucket_settings(server), "job-w", "bucket")
+    key = f"alpha-results/job-w/{WEBP_NAME}"
+    assert set(output) == {"status", "url", "filename", "info"} and output["filename"] == WEBP_NAME
+    assert fake.objects == {key: done.image} and fake.content_types[key] == "image/webp"
+    with urllib.request.urlopen(output["url"], timeout=10) as response:
+        assert response.read() == done.image and response.headers["Content-Type"] == "image/webp"
+
+
+def test_bucket_delivery_needs_a_bucket(s3: tuple[FakeS3, ServerThread]) -> None:
+    with pytest.raises(InputError) as caught:
+        check_delivery("bucket", Settings())
+    assert_error(error_body(caught.value), "invalid_input", "delivery", words="no bucket configured")
+    for delivery in (None, "inline", "base64"):
+        check_delivery(delivery, Settings())
+    check_delivery("bucket", bucket_settings(s3[1]))

@@ -1,4 +1,4 @@
-"""The alpha API's PNG folder: atomic writes, retention, and reading back only what it wrote."""
+"""The alpha API's image folder (PNG and WebP): atomic writes, retention, and reading back only what it wrote."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from handler.doors.alpha.store import PngStore
+from handler.doors.alpha.store import ImageStore, content_type
 
 
 def png(seed: int = 0) -> bytes:
@@ -20,12 +20,18 @@ def png(seed: int = 0) -> bytes:
     return out.getvalue()
 
 
-def name() -> str:
-    return f"alpha_{uuid.uuid4().hex}.png"
+def webp(seed: int = 0) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGBA", (4, 4), (seed % 256, 0, 0, 128)).save(out, "WEBP", lossless=True)
+    return out.getvalue()
 
 
-def store(root: Path, max_files: int = 100, max_age_s: float = 3600) -> PngStore:
-    return PngStore(root, max_files=max_files, max_age_s=max_age_s)
+def name(extension: str = "png") -> str:
+    return f"alpha_{uuid.uuid4().hex}.{extension}"
+
+
+def store(root: Path, max_files: int = 100, max_age_s: float = 3600) -> ImageStore:
+    return ImageStore(root, max_files=max_files, max_age_s=max_age_s)
 
 
 def test_save_then_read_round_trips(tmp_path: Path) -> None:
@@ -45,6 +51,37 @@ def test_save_refuses_names_we_do_not_generate(tmp_path: Path, bad_name: str) ->
 def test_save_refuses_non_png_content(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="refusing to store"):
         store(tmp_path).save(name(), b"GIF89a")
+
+
+def test_webp_round_trips_with_its_type(tmp_path: Path) -> None:
+    s, n, data = store(tmp_path), name("webp"), webp(3)
+    s.save(n, data)
+    assert s.read(n) == data
+    assert (content_type(n), content_type(name())) == ("image/webp", "image/png")
+
+
+@pytest.mark.parametrize(
+    ("extension", "content"),
+    [("webp", png(1)), ("png", webp(1)), ("webp", b"RIFF\x00\x00\x00\x00WAVEfmt "), ("webp", b"RIFF")],
+    ids=["png-as-webp", "webp-as-png", "riff-wave", "riff-only"],
+)
+def test_content_must_be_the_format_the_name_says(tmp_path: Path, extension: str, content: bytes) -> None:
+    """Saving refuses it; a file of that name put there by anything else is not served."""
+    with pytest.raises(ValueError, match="refusing to store"):
+        store(tmp_path).save(name(extension), content)
+    planted = name(extension)
+    (tmp_path / planted).write_bytes(content)
+    assert store(tmp_path).read(planted) is None
+
+
+@pytest.mark.parametrize(
+    "bad_name", [f"alpha_{'0' * 32}.jpg", f"alpha_{'0' * 32}.webp.png.webp", f"alpha_{'0' * 32}.WEBP"]
+)
+def test_only_png_and_webp_names_are_ours(tmp_path: Path, bad_name: str) -> None:
+    with pytest.raises(ValueError, match="refusing to store"):
+        store(tmp_path).save(bad_name, webp())
+    (tmp_path / bad_name).write_bytes(webp())
+    assert store(tmp_path).read(bad_name) is None
 
 
 def test_prune_keeps_the_newest_max_files(tmp_path: Path) -> None:
@@ -100,6 +137,9 @@ def test_read_refuses_everything_it_did_not_write(tmp_path: Path) -> None:
     cases["loop"] = name()
     (root / cases["loop"]).symlink_to(root / cases["loop"])
     cases["missing"] = name()
+    cases["symlink_webp"] = name("webp")
+    (root / cases["symlink_webp"]).symlink_to(tmp_path / "outside.webp")
+    (tmp_path / "outside.webp").write_bytes(webp(2))
     for label, n in cases.items():
         assert s.read(n) is None, label
     assert s.read(outside.name) is None

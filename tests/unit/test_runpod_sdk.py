@@ -121,7 +121,7 @@ class FakeGenerator:
                 raise JobCancelled("prompt p was cancelled")
             if on_progress is not None:
                 on_progress(step, self.steps, "3")
-        return Result(png=self.png, filename="alpha_x.png", info={"seed": 1})
+        return Result(image=self.png, filename="alpha_x.png", info={"seed": 1})
 
 
 def run_jobs(emulator: Emulator, handler: Any, count: int) -> None:

@@ -13,6 +13,7 @@ from handler.request import input_schema
 
 PREFIX = "/alpha/v1"
 FILENAME_LINK = "$response.body#/filename"
+NOT_HERE = ("delivery",)  # the input fields this door refuses: it answers with a file URL
 
 
 def error_codes() -> list[str]:
@@ -43,7 +44,7 @@ def _refusals() -> dict[str, Any]:
 def _txt2img(schema: dict[str, Any]) -> dict[str, Any]:
     links = {name: {"operationId": name, "parameters": {"filename": FILENAME_LINK}} for name in ("getFile", "headFile")}
     return {
-        "summary": "Generate a transparent PNG from a prompt",
+        "summary": "Generate a transparent image (PNG or lossless WebP) from a prompt",
         "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
         "operationId": "txt2img",
         "responses": {
@@ -67,20 +68,21 @@ def _file_operations() -> dict[str, Any]:
         "required": True,
         "schema": {"type": "string", "pattern": f"^{NAME.pattern}$"},
     }
-    png = {
-        "description": "The PNG (RGBA), immutable.",
-        "content": {"image/png": {"schema": {"type": "string", "format": "binary"}}},
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    image = {
+        "description": "The image (RGBA), immutable: PNG or WebP, as the name's extension says.",
+        "content": {"image/png": binary, "image/webp": binary},
     }
-    responses = {"200": png, "404": _error("Not a file this service wrote (`not_found`)."), **_refusals()}
+    responses = {"200": image, "404": _error("Not a file this service wrote (`not_found`)."), **_refusals()}
     return {
         "get": {
-            "summary": "Fetch a generated PNG",
+            "summary": "Fetch a generated image",
             "operationId": "getFile",
             "parameters": [parameter],
             "responses": responses,
         },
         "head": {
-            "summary": "Headers of a generated PNG",
+            "summary": "Headers of a generated image",
             "operationId": "headFile",
             "parameters": [parameter],
             "responses": responses,
@@ -106,7 +108,10 @@ def _openapi() -> dict[str, Any]:
 
 
 def _schemas() -> dict[str, Any]:
-    info_keys = ["seed", "width", "height", "workflow", "prompt_id", "alpha", "timings_ms", "versions"]
+    info_keys = [
+        *("seed", "width", "height", "workflow", "prompt_id", "alpha", "format", "mime_type"),
+        *("timings_ms", "versions", "attempts"),
+    ]
     nullable = {"type": ["string", "null"]}
     return {
         "Txt2ImgResult": {
@@ -157,7 +162,7 @@ def document(
             "description": "Debug door of the worker: the same core and input as the RunPod handler.",
         },
         "paths": {
-            f"{PREFIX}/txt2img": {"post": _txt2img(input_schema(sizes, workflows))},
+            f"{PREFIX}/txt2img": {"post": _txt2img(input_schema(sizes, workflows, without=NOT_HERE))},
             f"{PREFIX}/file/{{filename}}": _file_operations(),
             f"{PREFIX}/health": {"get": _health()},
             f"{PREFIX}/openapi.json": {"get": _openapi()},

@@ -25,7 +25,7 @@ from handler.deadline import Deadline
 from handler.doors.alpha import openapi
 from handler.doors.alpha.guard import allowed_hosts, browser_guard, require_json
 from handler.doors.alpha.openapi import PREFIX
-from handler.doors.alpha.store import PngStore
+from handler.doors.alpha.store import ImageStore, content_type
 from handler.doors.threads import in_thread
 from handler.errors import (
     AlphaError,
@@ -55,7 +55,7 @@ IMMUTABLE = "private, max-age=31536000, immutable"
 APP_OPTIONS: dict[str, Any] = {"handler_cancellation": True}
 
 GENERATOR = web.AppKey("generator", Generator)
-STORE = web.AppKey("store", PngStore)
+STORE = web.AppKey("store", ImageStore)
 SLOTS = web.AppKey("slots", asyncio.Semaphore)
 
 
@@ -101,6 +101,10 @@ async def txt2img(request: web.Request) -> web.Response:
     try:
         data = await _json_body(request)
         job = Request.parse(data)
+        if job.delivery is not None:
+            raise InputError(
+                "'delivery' does not apply to the alpha API: it answers with the file's URL; omit it", field="delivery"
+            )
         generator, store = request.app[GENERATOR], request.app[STORE]
         try:
             async with asyncio.timeout(deadline.remaining()):
@@ -114,7 +118,7 @@ async def txt2img(request: web.Request) -> web.Response:
                 result = generator.generate(job, job_id=job_id, deadline=deadline, cancel=cancel)
                 if cancel.is_set():
                     raise JobCancelled("the client went away")
-                store.save(result.filename, result.png)
+                store.save(result.filename, result.image)
                 return {"url": f"{PREFIX}/file/{result.filename}", "filename": result.filename, "info": result.info}
 
             return web.json_response(await in_thread(run), headers={"X-Request-Id": job_id})
@@ -159,7 +163,7 @@ async def file(request: web.Request) -> web.Response:
         raise NotFound("not found")
     return web.Response(
         body=data,
-        content_type="image/png",
+        content_type=content_type(name),
         headers={"Cache-Control": IMMUTABLE, "Content-Security-Policy": "default-src 'none'"},
     )
 
@@ -197,7 +201,7 @@ def create_app(generator: Generator) -> web.Application:
     # client_max_size bounds what aiohttp will buffer even without a Content-Length (chunked bodies).
     app = web.Application(middlewares=middlewares, client_max_size=settings.serve_max_body_bytes)
     app[GENERATOR] = generator
-    app[STORE] = PngStore(
+    app[STORE] = ImageStore(
         settings.effective_serve_dir, max_files=settings.serve_max_files, max_age_s=settings.serve_max_age_days * 86400
     )
     app[SLOTS] = asyncio.Semaphore(MAX_JOBS_IN_FLIGHT)

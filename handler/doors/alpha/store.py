@@ -1,10 +1,11 @@
-"""The local alpha API's folder of PNGs: write atomically, prune by count and age, and read back only
-what this service wrote.
+"""The local alpha API's folder of images (PNG and WebP): write atomically, prune by count and age, and read
+back only what this service wrote.
 
 Reading is where an attacker aims, so a name is served only if every check holds: it matches the
 exact pattern of names we generate; its real path (symlinks resolved) is directly inside the folder;
-it opens without following a symlink; it is a regular file of bounded size; and it starts with the PNG
-signature. Any failure looks the same to the caller (None): no hint of what exists.
+it opens without following a symlink; it is a regular file of bounded size; and it starts with the
+signature of the format its extension names. Any failure looks the same to the caller (None): no hint of
+what exists.
 """
 
 from __future__ import annotations
@@ -19,14 +20,27 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-NAME = re.compile(r"alpha_[0-9a-f]{32}\.png")
+NAME = re.compile(r"alpha_[0-9a-f]{32}\.(?:png|webp)")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+CONTENT_TYPES = {"png": "image/png", "webp": "image/webp"}
 MAX_FILE_BYTES = 64 * 2**20
 TEMP_PREFIX = ".tmp-"
 STALE_TEMP_S = 3600.0
 
 
-class PngStore:
+def content_type(name: str) -> str:
+    """The MIME type of a stored file, by the extension its name pattern allows."""
+    return CONTENT_TYPES[name.rsplit(".", 1)[-1]]
+
+
+def signed(name: str, data: bytes) -> bool:
+    """Whether ``data`` starts as the format ``name``'s extension says: PNG's signature, or WebP's RIFF header."""
+    if name.endswith(".webp"):
+        return data[:4] == b"RIFF" and data[8:12] == b"WEBP"
+    return data.startswith(PNG_SIGNATURE)
+
+
+class ImageStore:
     def __init__(self, root: Path, *, max_files: int, max_age_s: float) -> None:
         self.root = root
         self.max_files = max_files
@@ -34,8 +48,8 @@ class PngStore:
 
     def save(self, name: str, data: bytes) -> Path:
         """Write under a temporary name, then rename: a reader never sees half a file. Prunes afterwards."""
-        if not NAME.fullmatch(name) or not data.startswith(PNG_SIGNATURE):
-            raise ValueError(f"refusing to store {name!r}: not a generated PNG name and content")
+        if not NAME.fullmatch(name) or not signed(name, data):
+            raise ValueError(f"refusing to store {name!r}: not a generated image's name and content")
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / name
         temp = self.root / f"{TEMP_PREFIX}{os.getpid()}-{name}"
@@ -50,7 +64,7 @@ class PngStore:
         return final
 
     def prune(self, now: float | None = None) -> int:
-        """Remove our PNGs older than max_age_s, then the oldest beyond max_files. Returns how many went."""
+        """Remove our images older than max_age_s, then the oldest beyond max_files. Returns how many went."""
         now = time.time() if now is None else now
         ours: list[tuple[float, str]] = []
         removed = 0
@@ -89,7 +103,7 @@ class PngStore:
             return 0
 
     def read(self, name: str) -> bytes | None:
-        """The bytes of a PNG this store wrote, or None for anything else."""
+        """The bytes of an image this store wrote, or None for anything else."""
         if not NAME.fullmatch(name):
             return None
         try:
@@ -108,6 +122,6 @@ class PngStore:
                 data = handle.read(MAX_FILE_BYTES + 1)
         finally:
             os.close(fd)
-        if len(data) > MAX_FILE_BYTES or not data.startswith(PNG_SIGNATURE):
+        if len(data) > MAX_FILE_BYTES or not signed(name, data):
             return None
         return data

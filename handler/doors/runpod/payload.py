@@ -1,11 +1,12 @@
-"""The RunPod door's success output: built, measured against RunPod's payload limit, and kept under it.
+"""The RunPod door's success output, in the request's ``delivery`` mode, measured against RunPod's payload limit
+and kept under it.
 
-The image travels in the output twice, as a data URL in ``url`` and as ``image_base64``. RunPod sends the
-output as UTF-8 JSON (``{"output": ...}``) and caps it (10 MB on ``/run``, 20 MB on ``/runsync``); an output
-over ``ALPHA_MAX_OUTPUT_BYTES`` would be lost there. Then, with a bucket configured (``BUCKET_ENDPOINT_URL``),
-the PNG is uploaded with the RunPod SDK's own helper and ``url`` is the object's presigned URL, with no
-``image_base64``; without one the job fails with ``output_too_large``. A success output always carries the
-image or its URL.
+``inline`` (the default) sends the image twice, as a data URI in ``url`` and as ``image_base64``; ``base64``
+sends ``image_base64`` alone; ``bucket`` uploads it with the RunPod SDK's own helper and ``url`` is the object's
+presigned URL, with no base64. RunPod sends the output as UTF-8 JSON (``{"output": ...}``) and caps it (10 MB
+on ``/run``, 20 MB on ``/runsync``); an output over ``ALPHA_MAX_OUTPUT_BYTES`` would be lost there. Then, with
+a bucket configured (``BUCKET_ENDPOINT_URL``), the image is uploaded instead; without one the job fails with
+``output_too_large``, saying which delivery would fit. A success output always carries the image or its URL.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from handler.errors import OutputError, OutputTooLarge, UploadFailed
+from handler.errors import InputError, OutputError, OutputTooLarge, UploadFailed
 from handler.generate import Result
 from handler.logs import JobLog
 from handler.settings import Settings
@@ -31,6 +32,7 @@ UNSAFE_KEY_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 
 
 REPR_MAX_CHARS = 200
+KINDS = {"image/png": "PNG", "image/webp": "WebP"}
 
 
 class Output(dict[str, Any]):
@@ -58,43 +60,72 @@ def output_size(output: dict[str, Any], *, base64_keys: tuple[str, ...] = ()) ->
     )
 
 
-def success_output(result: Result, settings: Settings, job_id: str) -> dict[str, Any]:
+def check_delivery(delivery: str | None, settings: Settings) -> None:
+    """Before the job runs: ``bucket`` needs a bucket to upload to."""
+    if delivery == "bucket" and not settings.bucket_configured:
+        raise InputError(
+            "'delivery' is 'bucket' but this worker has no bucket configured (BUCKET_ENDPOINT_URL); "
+            "use 'inline' or 'base64'",
+            field="delivery",
+        )
+
+
+def base64_output(result: Result, delivery: str) -> Output:
+    """The image as base64: in ``image_base64``, and for ``inline`` also as a data URI in ``url``."""
+    encoded = base64.b64encode(result.image).decode("ascii")
+    url = {"url": f"data:{result.mime_type};base64,{encoded}"} if delivery == "inline" else {}
+    return Output(status="success", **url, image_base64=encoded, filename=result.filename, info=result.info)
+
+
+def _measured(output: Output) -> int:
+    return output_size(output, base64_keys=("url", "image_base64"))
+
+
+def success_output(result: Result, settings: Settings, job_id: str, delivery: str | None = None) -> dict[str, Any]:
     """The success output of a job, under ALPHA_MAX_OUTPUT_BYTES; raises OutputTooLarge or UploadFailed."""
-    if not result.png:
-        raise OutputError("the output PNG is empty")
-    encoded = base64.b64encode(result.png).decode("ascii")
-    output = Output(
-        status="success",
-        url=f"data:image/png;base64,{encoded}",
-        image_base64=encoded,
-        filename=result.filename,
-        info=result.info,
-    )
-    size, limit = output_size(output, base64_keys=("url", "image_base64")), settings.max_output_bytes
+    if not result.image:
+        raise OutputError("the output image is empty")
+    delivery = delivery or "inline"
+    if delivery == "bucket":
+        return uploaded_output(result, settings, job_id)
+    output = base64_output(result, delivery)
+    size, limit = _measured(output), settings.max_output_bytes
     if size <= limit:
         return output
+    kind = KINDS.get(result.mime_type, result.mime_type)
     too_large = (
-        f"the output is {size} bytes (a {len(result.png)}-byte PNG, sent twice as base64); the limit is "
-        f"{limit} bytes (ALPHA_MAX_OUTPUT_BYTES)"
+        f"the output is {size} bytes (a {len(result.image)}-byte {kind}, sent "
+        f"{'twice' if delivery == 'inline' else 'once'} as base64); the limit is {limit} bytes "
+        "(ALPHA_MAX_OUTPUT_BYTES)"
     )
     if not settings.bucket_configured:
-        raise OutputTooLarge(
-            f"{too_large}; set BUCKET_ENDPOINT_URL and the other bucket settings to upload large images instead"
-        )
-    JobLog(log, job_id).info("%s: uploading the PNG to the bucket", too_large)
-    uploaded = Output(
+        raise OutputTooLarge(f"{too_large}; {_what_fits(result, delivery, limit)}")
+    JobLog(log, job_id).info("%s: uploading the image to the bucket", too_large)
+    return uploaded_output(result, settings, job_id)
+
+
+def _what_fits(result: Result, delivery: str, limit: int) -> str:
+    """The advice in an output_too_large error: the delivery that would fit, or a bucket."""
+    if delivery == "inline" and (size := _measured(base64_output(result, "base64"))) <= limit:
+        return f"delivery 'base64' would fit ({size} bytes: the image once), or 'bucket' with a bucket configured"
+    return "set BUCKET_ENDPOINT_URL and the other bucket settings to upload large images instead"
+
+
+def uploaded_output(result: Result, settings: Settings, job_id: str) -> Output:
+    """The image uploaded to the bucket; ``url`` is its presigned URL."""
+    output = Output(
         status="success",
-        url=upload(result.png, result.filename, job_id, settings),
+        url=upload(result.image, result.filename, job_id, settings, content_type=result.mime_type),
         filename=result.filename,
         info=result.info,
     )
-    size = output_size(uploaded)
+    size, limit = output_size(output), settings.max_output_bytes
     if size > limit:
         raise OutputTooLarge(
-            f"the output is {size} bytes even with the PNG uploaded; the limit is {limit} bytes "
+            f"the output is {size} bytes even with the image uploaded; the limit is {limit} bytes "
             "(ALPHA_MAX_OUTPUT_BYTES)"
         )
-    return uploaded
+    return output
 
 
 def key_prefix(job_id: str) -> str:
@@ -102,8 +133,8 @@ def key_prefix(job_id: str) -> str:
     return UNSAFE_KEY_CHARS.sub("_", job_id) or "-"
 
 
-def upload(png: bytes, filename: str, job_id: str, settings: Settings) -> str:
-    """Upload the PNG as ``<job id>/<filename>`` with the RunPod SDK's helper, within ALPHA_BUCKET_TIMEOUT_S;
+def upload(data: bytes, filename: str, job_id: str, settings: Settings, *, content_type: str = "image/png") -> str:
+    """Upload the image as ``<job id>/<filename>`` with the RunPod SDK's helper, within ALPHA_BUCKET_TIMEOUT_S;
     returns the object's presigned URL. Credentials go to the helper as arguments, never through the
     environment; the secret key and the signed URL are not logged."""
     jlog = JobLog(log, job_id)
@@ -121,13 +152,13 @@ def upload(png: bytes, filename: str, job_id: str, settings: Settings) -> str:
         try:
             with tempfile.TemporaryDirectory(prefix="alpha-upload-") as folder:
                 path = Path(folder) / filename
-                path.write_bytes(png)
+                path.write_bytes(data)
                 outcome["url"] = rp_upload.upload_file_to_bucket(
                     file_name=filename,
                     file_location=str(path),
                     bucket_name=settings.bucket_name,
                     prefix=prefix,
-                    extra_args={"ContentType": "image/png"},
+                    extra_args={"ContentType": content_type},
                     bucket_creds={
                         "endpointUrl": settings.bucket_endpoint_url,
                         "accessId": settings.bucket_access_key_id,
@@ -152,5 +183,5 @@ def upload(png: bytes, filename: str, job_id: str, settings: Settings) -> str:
     if not isinstance(url, str) or not url.startswith(("https://", "http://")):
         # The helper saves to a local folder instead when it has no client; that is no use to the caller.
         raise UploadFailed(f"the upload of {where} gave no URL")
-    jlog.info("uploaded %s (%d bytes) in %d ms", where, len(png), (time.monotonic() - started) * 1000)
+    jlog.info("uploaded %s (%d bytes) in %d ms", where, len(data), (time.monotonic() - started) * 1000)
     return url

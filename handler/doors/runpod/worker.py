@@ -18,7 +18,7 @@ from handler import logs, readiness
 from handler.comfyui.client import ProgressCallback
 from handler.comfyui.process import wait_for_comfyui
 from handler.doors.runpod.drain import Drain, InFlight, JobCancel
-from handler.doors.runpod.payload import success_output
+from handler.doors.runpod.payload import check_delivery, success_output
 from handler.doors.runpod.progress import ProgressUpdates
 from handler.doors.threads import in_thread
 from handler.errors import AlphaError, JobCancelled, error_body
@@ -47,8 +47,9 @@ def handle_job(
     jlog = JobLog(log, job_id)
     try:
         request = Request.parse(job.get("input"))
+        check_delivery(request.delivery, generator.settings)
         result = generator.generate(request, job_id=job_id, cancel=cancel, on_progress=on_progress)
-        return success_output(result, generator.settings, job_id)
+        return success_output(result, generator.settings, job_id, request.delivery)
     except AlphaError as exc:
         if isinstance(exc, JobCancelled) and isinstance(cancel, JobCancel) and cancel.reason:
             exc = JobCancelled(cancel.reason)  # the worker stopped it, not RunPod: say why
