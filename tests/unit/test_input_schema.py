@@ -232,15 +232,14 @@ def test_required_fields_are_the_schemas(name: str) -> None:
 def test_a_field_that_needs_a_true_boolean_is_refused_without_it(trim: bool | None) -> None:
     """``dependentSchemas``: trim_margin only with trim: true, refused (not ignored) otherwise, by its own name."""
     (spec,) = [s for s in CONTRACT if s.only_with]
-    assert SCHEMA["dependentSchemas"] == {
-        spec.name: {"required": [spec.only_with], "properties": {spec.only_with: {"const": True}}}
-    }
+    needs = str(spec.only_with)
+    assert SCHEMA["dependentSchemas"] == {spec.name: {"required": [needs], "properties": {needs: {"const": True}}}}
     data: dict[str, Any] = {"prompt": "x", spec.name: 0}
     if trim is not None:
-        data[spec.only_with] = trim
+        data[needs] = trim
     with pytest.raises(InputError) as caught:
         validate(data)
-    assert caught.value.field == spec.name and f"applies only with '{spec.only_with}': true" in caught.value.message
+    assert caught.value.field == spec.name and f"applies only with '{needs}': true" in caught.value.message
 
 
 def test_side_ranges_hold_every_size_the_schema_lists() -> None:
