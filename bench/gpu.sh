@@ -99,6 +99,7 @@ phase() {
 phase gpu_run 150 "$python" -m bench.gpu_run --device "$device" "${small[@]}" --jobs "$jobs" \
   --node-jobs "$node_jobs" --log "$out/comfyui.log" --save-png "$out/result.png"
 phase output 40 "$python" -m bench.output_cost --reps 3 --size "$png_size" --png "$out/result.png"
+phase asset 60 "$python" -m bench.asset_cost --reps 2 --size "$png_size" --png "$out/result.png"
 phase overhead 120 "$python" -m bench.overhead --device "$device" "${small[@]}" --jobs "$overhead_jobs" \
   --logs "$out/overhead"
 phase coldstart 120 "$python" -m bench.coldstart --device "$device" "${small[@]}" --runs 1 --logs "$out/coldstart"

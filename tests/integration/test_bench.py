@@ -1,4 +1,4 @@
-"""The benchmark scripts cannot rot: bench/gpu.sh's CPU dry run runs every phase (gpu_run, output cost,
+"""The benchmark scripts cannot rot: bench/gpu.sh's CPU dry run runs every phase (gpu_run, output cost, asset cost,
 overhead, a tuning variant, cold start) on the real ComfyUI with the test models at 256 px, 2 steps.
 
 Figures are printed, never asserted against a time: a benchmark is not a timed test. What is asserted is
@@ -43,7 +43,7 @@ def test_gpu_script_dry_run(test_settings: Settings, tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     out = {path.stem: path.read_text() for path in tmp_path.glob("*.txt")}
-    assert set(out) >= {"gpu_run", "output", "overhead", "variant__disable_smart_memory", "coldstart"}
+    assert set(out) >= {"gpu_run", "output", "asset", "overhead", "variant__disable_smart_memory", "coldstart"}
 
     gpu = out["gpu_run"]
     assert "cpu, test models, 256 px, 2 steps" in gpu
@@ -63,6 +63,9 @@ def test_gpu_script_dry_run(test_settings: Settings, tmp_path: Path) -> None:
 
     assert "<- SaveImage" in row(out["output"], "level 4")
     assert "result.png" in out["output"] and "smooth" in out["output"] and "noise" in out["output"]
+    for image in ("smooth", "smooth+colour", "noise", "result.png"):
+        assert f"asset cost, {image}, " in out["asset"]
+    assert "<- handler" in row(out["asset"], "WebP q25 m2") and "crop" in row(out["asset"], "make webp, trim +16")
     assert re.match(r"[\d.]+ x", row(out["overhead"], "ratio runsync / direct (median overhead)"))
     assert re.match(r"[\d.]+ x", row(out["overhead"], "ratio production / direct (median overhead)"))
     assert "ComfyUI args '--disable-smart-memory'" in out["variant__disable_smart_memory"]

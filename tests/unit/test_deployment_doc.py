@@ -62,6 +62,8 @@ QUOTED = [
     "prompt %s failed after %d ms (%s); cancelling it",
     "pixels (threshold {percent(max_uniform)}%, ALPHA_MAX_UNIFORM_ALPHA): ",
     " as base64); the limit is {limit} bytes ",
+    "every attempt failed the transparency check ({len(tried)} seeds): ",
+    "attempt %d (seed %d) failed the transparency check; trying a new seed",
     "the upload of {where} failed: ",
 ]
 

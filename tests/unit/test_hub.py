@@ -30,6 +30,7 @@ LISTED: dict[str, str] = {
     "warmup_timeout_s": "Warm-up timeout (s)",
     "ready_timeout_s": "ComfyUI start timeout (s)",
     "max_uniform_alpha": "Largest uniform alpha share",
+    "transparency_retries": "New seeds on a flat alpha",
     "max_output_bytes": "Largest output (bytes)",
     "bucket_endpoint_url": "Bucket endpoint URL",
     "bucket_access_key_id": "Bucket access key id",
