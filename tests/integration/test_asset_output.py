@@ -96,6 +96,14 @@ def test_trim_cuts_the_subject_out_with_its_margin(settings: Settings, cut_out: 
     assert info["format"] == "png" and trimmed["filename"].endswith(".png")
 
 
+def test_the_transparency_check_is_on_the_canvas_not_the_cut(settings: Settings, cut_out: Workflow) -> None:
+    """Cut without a margin, the subject is all opaque: 100% over ALPHA_MAX_UNIFORM_ALPHA. It passes because the
+    check ran on the generated canvas (98.9% transparent), before the trim."""
+    output = output_of(run(settings, {"seed": 28, "trim": True}, cut_out))
+    assert output["info"]["crop"] == list(BOX) and output["info"]["alpha"]["opaque"] == 1.0
+    assert pixels(inline_image(output, "image/png"), "PNG").shape == (28, 16, 4)
+
+
 def test_webp_is_the_png_of_the_same_seed_losslessly(settings: Settings) -> None:
     """The production workflow (LayerDiffuse's alpha): the WebP's alpha is the PNG's exactly, and so is its RGB
     wherever alpha > 0."""
