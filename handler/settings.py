@@ -114,12 +114,13 @@ SPECS: tuple[Spec, ...] = (
          "was refused). A request with a seed is never retried: it asked for that exact image.", "retries"),
     Spec("max_output_bytes", "ALPHA_MAX_OUTPUT_BYTES", "9500000", types.as_int_range(4096, 20_000_000),
          "RunPod door: largest success output, measured as the JSON RunPod sends (`{\"output\": ...}`, UTF-8). "
-         "The image travels twice in it (`url` and `image_base64`); the default keeps it under the 10 MB "
-         "payload limit of `/run` with room for RunPod's own fields (`/runsync` allows 20 MB). Above it the PNG "
-         "is uploaded to the bucket when `BUCKET_ENDPOINT_URL` is set; otherwise the job fails with "
-         "`output_too_large`.", "bytes"),
+         "The image travels in it twice (`url` and `image_base64`; `delivery: \"base64\"` sends it once); the "
+         "default keeps it under the 10 MB payload limit of `/run` with room for RunPod's own fields (`/runsync` "
+         "allows 20 MB). Above it the image is uploaded to the bucket when `BUCKET_ENDPOINT_URL` is set; otherwise "
+         "the job fails with `output_too_large`.", "bytes"),
     Spec("bucket_endpoint_url", "BUCKET_ENDPOINT_URL", "", types.as_url,
-         "RunPod door: S3-compatible endpoint for outputs over `ALPHA_MAX_OUTPUT_BYTES` (the RunPod SDK's "
+         "RunPod door: S3-compatible endpoint for outputs over `ALPHA_MAX_OUTPUT_BYTES` and for `delivery: "
+         "\"bucket\"` (the RunPod SDK's "
          "variable), e.g. `https://<account>.r2.cloudflarestorage.com`; empty means no uploads. When set, "
          "`BUCKET_ACCESS_KEY_ID`, `BUCKET_SECRET_ACCESS_KEY` and `ALPHA_BUCKET_NAME` are required."),
     Spec("bucket_access_key_id", "BUCKET_ACCESS_KEY_ID", "", types.as_token,
@@ -127,8 +128,8 @@ SPECS: tuple[Spec, ...] = (
     Spec("bucket_secret_access_key", "BUCKET_SECRET_ACCESS_KEY", "", types.as_token,
          "RunPod door: the bucket's secret access key. Never logged.", secret=True),
     Spec("bucket_name", "ALPHA_BUCKET_NAME", "", types.as_bucket,
-         "RunPod door: the bucket that receives large outputs, as `<job id>/alpha_<32 hex>.png`; the response's "
-         "`url` is then a presigned GET URL, valid for 7 days (the SDK's fixed expiry)."),
+         "RunPod door: the bucket that receives large outputs, as `<job id>/alpha_<32 hex>.png` (or `.webp`); the "
+         "response's `url` is then a presigned GET URL, valid for 7 days (the SDK's fixed expiry)."),
     Spec("bucket_timeout_s", "ALPHA_BUCKET_TIMEOUT_S", "60", types.as_seconds,
          "RunPod door: deadline for one upload; past it the job fails with `upload_failed`.", "s"),
     Spec("serve_host", "ALPHA_SERVE_HOST", "127.0.0.1", types.as_host,
@@ -143,11 +144,11 @@ SPECS: tuple[Spec, ...] = (
          "Local alpha API: when set, every request needs `Authorization: Bearer <token>` (401 otherwise).",
          secret=True),
     Spec("serve_dir", "ALPHA_SERVE_DIR", "", types.as_optional_path,
-         "Local alpha API: folder of the PNGs it serves; empty means `<output folder>/alpha-api`."),
+         "Local alpha API: folder of the images it serves; empty means `<output folder>/alpha-api`."),
     Spec("serve_max_files", "ALPHA_SERVE_MAX_FILES", "200", types.as_int_range(1, 1_000_000),
-         "Local alpha API: keep at most this many PNGs (oldest pruned on each write).", "files"),
+         "Local alpha API: keep at most this many images (oldest pruned on each write).", "files"),
     Spec("serve_max_age_days", "ALPHA_SERVE_MAX_AGE_DAYS", "7", types.as_days,
-         "Local alpha API: prune PNGs older than this on each write.", "days"),
+         "Local alpha API: prune images older than this on each write.", "days"),
     Spec("serve_max_body_bytes", "ALPHA_SERVE_MAX_BODY_BYTES", "65536", types.as_int_range(1024, 16 * 2**20),
          "Local alpha API: largest request body accepted (413 above).", "bytes"),
     Spec("test_models", "ALPHA_TEST_MODELS", "0", types.as_bool,

@@ -49,8 +49,15 @@ def server(tmp_path: Path) -> Iterator[ServerThread]:
         yield running
 
 
-def hexname() -> str:
-    return f"alpha_{uuid.uuid4().hex}.png"
+def hexname(extension: str = "png") -> str:
+    return f"alpha_{uuid.uuid4().hex}.{extension}"
+
+
+def webp_with(secret: bytes) -> bytes:
+    """A lossless WebP whose pixels carry ``secret`` (so serving it would leak it)."""
+    out = io.BytesIO()
+    Image.frombytes("L", (len(secret), 1), secret).convert("RGBA").save(out, format="WEBP", lossless=True)
+    return out.getvalue()
 
 
 @pytest.fixture
@@ -66,8 +73,16 @@ def planted(server: ServerThread, tmp_path: Path) -> dict[str, str]:
         "not_png": hexname(),
         "directory": hexname(),
         "fifo": hexname(),
+        "good_webp": hexname("webp"),
+        "png_as_webp": hexname("webp"),
+        "outside_webp": hexname("webp"),
+        "symlink_webp": hexname("webp"),
     }
     store.save(names["good"], png_with(b"the served file"))
+    store.save(names["good_webp"], webp_with(b"the served webp"))
+    (root / names["png_as_webp"]).write_bytes(png_with(SECRET))
+    (tmp_path / names["outside_webp"]).write_bytes(webp_with(SECRET))
+    (root / names["symlink_webp"]).symlink_to(tmp_path / names["outside_webp"])
     (tmp_path / "secret.txt").write_bytes(SECRET)
     (tmp_path / names["outside_png"]).write_bytes(png_with(SECRET))
     (root / names["symlink_out"]).symlink_to(tmp_path / names["outside_png"])
@@ -124,6 +139,11 @@ def attack_corpus(n: dict[str, str]) -> list[bytes]:
         "notes.txt",
         n["directory"],
         n["fifo"],
+        n["png_as_webp"],
+        n["symlink_webp"],
+        n["outside_webp"],
+        n["good_webp"][:-5] + ".png",
+        n["good_webp"] + ".png",
         out,
         "",
         ".",
@@ -142,12 +162,13 @@ def test_traversal_corpus_serves_nothing_outside(server: ServerThread, planted: 
     corpus = attack_corpus(planted)
     assert len(corpus) >= 30
     forbidden = [SECRET, (tmp_path / planted["outside_png"]).read_bytes(), b"root:x:0:0"]
+    forbidden.append((tmp_path / planted["outside_webp"]).read_bytes())
     not_found_bodies = set()
     for target in corpus:
         reply = raw_get(server.port, target)
         assert reply.status in (400, 404), (target, reply.status)
         assert not any(f in reply.body for f in forbidden), target
-        assert not reply.body.startswith(b"\x89PNG"), target
+        assert not reply.body.startswith((b"\x89PNG", b"RIFF")), target
         if reply.status == 404:
             not_found_bodies.add(reply.body)
     # Every refusal looks the same: no hint of what exists.
@@ -168,6 +189,15 @@ def test_file_headers_and_head(server: ServerThread, planted: dict[str, str]) ->
     assert head.status == 200 and head.body == b""
     assert head.headers["Content-Length"] == get.headers["Content-Length"]
     assert head.headers["Content-Type"] == "image/png"
+
+
+def test_a_webp_is_served_as_webp(server: ServerThread, planted: dict[str, str]) -> None:
+    url = f"{server.url}/alpha/v1/file/{planted['good_webp']}"
+    for method in ("GET", "HEAD"):
+        reply = http(method, url)
+        assert reply.status == 200 and reply.headers["Content-Type"] == "image/webp", method
+        assert reply.headers["Cache-Control"] == "private, max-age=31536000, immutable"
+    assert http("GET", url).body == webp_with(b"the served webp")
 
 
 def error(reply: Reply, status: int, code: str, field: str | None = None) -> dict[str, Any]:
