@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from typing import Any
 
 import pytest
@@ -255,3 +256,14 @@ def test_integral_floats_are_refused_though_json_schema_counts_them_as_integers(
     with pytest.raises(InputError) as caught:
         validate({**job(spec, 1024, True), spec.name: 1024.0})
     assert caught.value.field == spec.name
+
+
+def test_readme_documents_every_input_field_and_no_other() -> None:
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("Job input (") : readme.index("Any other key is refused")]
+    documented = {
+        name
+        for row in re.findall(r"^\| ((?:`\w+`(?:, )?)+) \|", table, re.MULTILINE)
+        for name in re.findall(r"`(\w+)`", row)
+    }
+    assert documented == set(FIELDS)
