@@ -17,8 +17,9 @@ from typing import Any
 from PIL import Image
 
 from handler.png import AlphaStats, Box, alpha_stats
+from handler.request import FORMATS
 
-MIME_TYPES = {"png": "image/png", "webp": "image/webp"}
+MIME_TYPES = {format: f"image/{format}" for format in FORMATS}
 PNG_LEVEL = 4  # ComfyUI's SaveImage writes level 4: a trimmed PNG costs what an untrimmed one does
 # Lossless, alpha exact; effort from bench/asset_cost.py (BENCHMARKS.md, "Asset output").
 WEBP_OPTIONS: dict[str, Any] = {"lossless": True, "quality": 25, "method": 2, "exact": False}

@@ -23,6 +23,7 @@ BOTTOM_MODULES = {
     "handler.png",
     "handler.asset",
     "handler.request",
+    "handler.fields",
     "handler.testmodels",
     "handler.prompt_syntax",
 }

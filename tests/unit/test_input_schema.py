@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from handler.errors import InputError
+from handler.fields import Field, Side
 from handler.generate import Generator
 from handler.paths import REPO
 from handler.prompt_syntax import RULES
-from handler.request import CONTRACT, FIELDS, Field, Request, Side, input_schema
+from handler.request import CONTRACT, FIELDS, Request, input_schema
 from handler.settings import Settings
 from handler.workflow.graph import Workflow
 
