@@ -80,14 +80,21 @@ class Follower:
     def run(self) -> tuple[Completion, websocket.WebSocket]:
         """Tick until the prompt finished: cancel and deadline first, then one frame or one silent tick; a
         dead socket is replaced (and /history read) on the way."""
-        while True:
-            self._stop_if_asked()
-            try:
-                done = self._tick()
-            except _SocketDead as dead:
-                done = self._replace(dead.reason)
-            if done is not None:
-                return done, self.ws
+        given = self.ws
+        try:
+            while True:
+                self._stop_if_asked()
+                try:
+                    done = self._tick()
+                except _SocketDead as dead:
+                    done = self._replace(dead.reason)
+                if done is not None:
+                    return done, self.ws
+        except BaseException:
+            # The caller closes the socket it gave; one opened here would be left to the garbage collector.
+            if self.ws is not given:
+                self.ws.shutdown()  # type: ignore[no-untyped-call]  # ComfyUI may be frozen: no handshake
+            raise
 
     def _stop_if_asked(self) -> None:
         if self.cancel is not None and self.cancel.is_set():

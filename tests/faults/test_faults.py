@@ -197,6 +197,28 @@ def test_stalled_websocket_is_detected_and_replaced(
     assert leftovers(comfy.settings) == []
 
 
+def test_a_replacement_websocket_is_closed_when_the_job_fails_after_it(
+    comfy: RunningComfy, proxied: tuple[Proxy, Generator], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The websocket is cut and replaced, then the job times out: the replacement is closed too, not left to the
+    garbage collector (the job's own socket was the only one closed before)."""
+    proxy, generator = proxied
+    caplog.set_level(logging.INFO, logger="handler")
+    slow = Generator(generator.settings.replace(test_steps=LONG_STEPS, job_timeout_s=8), client=generator.client)
+    job = Job(slow, {"prompt": "a kettle", "seed": 6}).start()
+    wait_running(comfy.client)
+    proxy.cut()  # the job's websocket goes; a new one is opened through the proxy
+    result = job.wait()
+    assert_error(result, "timeout", None)
+    assert caplog.text.count("websocket lost while following prompt") == 1, "one replacement"
+    assert proxy.accepted >= 2
+    deadline = time.monotonic() + 5
+    while proxy.open_connections() > 1 and time.monotonic() < deadline:  # the proxy sees the close at once
+        time.sleep(0.05)
+    assert proxy.open_connections() <= 1, "only a pooled HTTP connection may stay open"
+    assert leftovers(comfy.settings) == []
+
+
 def test_runpod_stop_signal_interrupts_the_prompt_then_the_next_job_succeeds(
     comfy: RunningComfy, caplog: pytest.LogCaptureFixture
 ) -> None:
