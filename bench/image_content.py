@@ -1,7 +1,7 @@
 """What the image holds, layer by layer as the Dockerfile builds it, computed from this checkout (no Docker here).
 
-* base: the CUDA runtime image's published size (a documented figure, below: nothing here can pull it), next to
-  the plain Ubuntu image the same Python stack could run on;
+* base: the CUDA runtime image's size (an estimate, below: nothing here can pull it), and in the total's last
+  line the plain Ubuntu image the same Python stack could run on;
 * packages: the runtime virtualenv, that is the distributions ``requirements.txt`` pulls in (Requires-Dist
   followed with extras and markers, as pip resolves them here), sized from each one's installed files, largest
   first; the development tools (``requirements-dev.txt`` alone) are not in the image and are left out;
@@ -29,10 +29,10 @@ from handler.models import manifest
 from handler.paths import REPO
 from handler.settings import Settings
 
-# Published sizes, unpacked, linux/amd64 (bytes). Nothing here can reach a registry: the CUDA figure is
-# NVIDIA's runtime image for CUDA 13.0 as its tag pages list it (about 1.9 GB compressed; its packages, the
-# CUDA 13.0 runtime libraries and NCCL over Ubuntu 24.04, unpack to about 3.4 GB); Ubuntu 24.04 is about 29 MB
-# compressed, 78 MB unpacked. Check both with `docker image inspect --format '{{.Size}}' <image>`.
+# The base images, unpacked, linux/amd64 (bytes). Nothing here can reach a registry, so these are estimates, not
+# read from the registry: NVIDIA's CUDA 13.0 runtime image is Ubuntu 24.04 plus the CUDA 13.0 runtime libraries
+# (cuBLAS, cuFFT, cuSPARSE, cuSOLVER, cuRAND, NPP, nvJPEG, NVRTC, ...), NCCL and cuda-compat, about 3.4 GB;
+# Ubuntu 24.04 is about 78 MB. `docker image inspect --format '{{.Size}}' <image>` gives the real figures.
 BASE_IMAGES = {
     "nvidia/cuda:13.0.1-runtime-ubuntu24.04 (the current base)": 3_400_000_000,
     "ubuntu:24.04 (the alternative)": 78_000_000,
@@ -149,7 +149,7 @@ def layers(settings: Settings) -> list[tuple[str, list[Item]]]:
 
 
 def report(settings: Settings, top: int) -> list[str]:
-    lines = ["== image content by layer, in build order (~ an estimate or a published figure) =="]
+    lines = ["== image content by layer, in build order (~ an estimate) =="]
     total, estimated = 0, False
     for name, items in layers(settings):
         size = sum(i.size for i in items)
