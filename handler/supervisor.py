@@ -1,11 +1,12 @@
 """``python -m handler.supervisor [ARGS...]``: what ``bootstrap.sh`` runs.
 
-Starts ComfyUI (its only owner), waits until it is ready, then runs a door:
-``serve`` runs the local alpha API (``python -m handler.doors.alpha.server``); any other
-arguments go to the RunPod worker (``python -m handler ARGS...``, so RunPod's
-local flags pass through). It forwards SIGTERM/SIGINT, stops both processes on the way out, and
-exits non-zero with a clear log line if ComfyUI dies, instead of leaving a
-worker that hangs.
+Starts ComfyUI (its only owner), waits until it is ready and warmed up, and runs a door:
+``serve`` runs the local alpha API (``python -m handler.doors.alpha.server``) after that; any other
+arguments go to the RunPod worker (``python -m handler.doors.runpod ARGS...``, so RunPod's local flags pass
+through), which is started right after ComfyUI so that its imports overlap ComfyUI's start and the warm-up, and
+which takes no job before the supervisor opens its start gate (``handler.startgate``) once the warm-up is done.
+It forwards SIGTERM/SIGINT, stops both processes on the way out, and exits non-zero with a clear log line if
+ComfyUI dies, instead of leaving a worker that hangs.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import threading
 import time
 from types import FrameType
 
-from handler import logs, readiness, testmodels
+from handler import logs, readiness, startgate, testmodels
 from handler.comfyui.process import ComfyProcess, die_with_parent
 from handler.errors import AlphaError, GpuUnavailable, TestModelsMissing, TransparencyError
 from handler.generate import Generator
@@ -35,6 +36,8 @@ DRAIN_SIGNAL = signal.SIGUSR1
 DRAIN_GRACE_S = 20.0
 GPU_CHECK_TIMEOUT_S = 120.0
 POLL_S = 0.5
+RUNPOD_DOOR = "handler.doors.runpod"
+ALPHA_DOOR = "handler.doors.alpha.server"
 
 
 def gpu_preflight() -> None:
@@ -66,8 +69,8 @@ def door_command(args: list[str]) -> list[str]:
                 f"'serve' takes no arguments (got {' '.join(args[1:])}); the alpha API is "
                 "configured by ALPHA_SERVE_* settings"
             )
-        return ["handler.doors.alpha.server"]
-    return ["handler", *args]
+        return [ALPHA_DOOR]
+    return [RUNPOD_DOOR, *args]
 
 
 class Supervisor:
@@ -76,6 +79,9 @@ class Supervisor:
         self.worker_args = worker_args
         self.comfy = ComfyProcess(settings)
         self.worker: subprocess.Popen[bytes] | None = None
+        # The RunPod worker is started early and waits at its start gate until the warm-up is done.
+        self.gated = door_command(worker_args)[0] == RUNPOD_DOOR
+        self.gate_pending = False
         self.stopping = threading.Event()
         self.received: signal.Signals | None = None
         self.generator: Generator | None = None
@@ -98,7 +104,7 @@ class Supervisor:
             gpu_preflight()
 
     def prepare(self) -> None:
-        """After ComfyUI is ready and before the worker starts: the workflow fits this ComfyUI and its
+        """After ComfyUI is ready and before the worker takes jobs: the workflow fits this ComfyUI and its
         models are present, then a warm-up job. A worker that cannot serve never takes a job."""
         assert self.generator is not None
         readiness.require(self.generator.workflows, self.generator.client)
@@ -118,29 +124,49 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
         try:
+            code = self._start()
+            return self._watch() if code is None else code
+        finally:
+            self._stop_worker()
+            self.comfy.stop()
+
+    def _start(self) -> int | None:
+        """Everything before the first job; an exit code when the start failed or was stopped."""
+        try:
             self.preflight()
             self.comfy.start()
+            if self.gated:
+                self._spawn_worker()
             self.comfy.wait_ready()
             if not self.stopping.is_set():
                 self.prepare()
         except AlphaError as exc:
             log.error("cannot start: %s", exc)
-            self.comfy.stop()
             return 1
         if self.stopping.is_set():
-            self.comfy.stop()
             assert self.received is not None
             return 128 + self.received.value
+        return self._let_the_worker_in()
+
+    def _spawn_worker(self) -> None:
         # Like ComfyUI, the worker must not outlive the supervisor, even if it is SIGKILLed.
         self.worker = subprocess.Popen(
             [sys.executable, "-m", *door_command(self.worker_args)],
+            stdin=subprocess.PIPE if self.gated else None,
             preexec_fn=die_with_parent if sys.platform == "linux" else None,  # noqa: PLW1509
         )
-        try:
-            return self._watch()
-        finally:
-            self._stop_worker()
-            self.comfy.stop()
+        self.gate_pending = self.gated
+
+    def _let_the_worker_in(self) -> int | None:
+        """Start the door, or open the gated worker's start gate; an exit code when that worker is gone."""
+        if self.worker is None:
+            self._spawn_worker()
+            return None
+        self.gate_pending = False
+        if startgate.open_gate(self.worker):
+            return None
+        log.error("the RunPod worker exited with code %s before the warm-up ended", self.worker.poll())
+        return 1
 
     def _watch(self) -> int:
         assert self.worker is not None
@@ -166,9 +192,12 @@ class Supervisor:
         error past ALPHA_DRAIN_TIMEOUT_S) and exits; ComfyUI stays up meanwhile. Killed if it overstays."""
         if self.worker is None or self.worker.poll() is not None:
             return
+        if self.gate_pending:
+            # Never let in: end of file at its gate, and SIGTERM stops it before it holds any job.
+            startgate.close_gate(self.worker)
         wait_s = WORKER_STOP_S
         self.worker.send_signal(self.received or signal.SIGTERM)
-        if door_command(self.worker_args)[0] == "handler":
+        if self.gated:
             self.worker.send_signal(DRAIN_SIGNAL)
             wait_s = self.settings.drain_timeout_s + DRAIN_GRACE_S
         try:

@@ -11,7 +11,14 @@ from tests import imports
 
 # Rank of each room: a module may import its own room or a lower rank, never a higher one.
 BOTTOM, ADAPTERS, CORE, OUTER = 0, 1, 2, 3
-CORE_MODULES = {"handler.generate", "handler.attempts", "handler.readiness", "handler.supervisor", "handler.gpucheck"}
+CORE_MODULES = {
+    "handler.generate",
+    "handler.attempts",
+    "handler.readiness",
+    "handler.supervisor",
+    "handler.gpucheck",
+    "handler.startgate",
+}
 BOTTOM_MODULES = {
     "handler",
     "handler.paths",

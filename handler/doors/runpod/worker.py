@@ -11,10 +11,11 @@ import asyncio
 import logging
 import sys
 import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from handler import logs, readiness
+from handler import logs, readiness, startgate
 from handler.comfyui.client import ProgressCallback
 from handler.comfyui.process import wait_for_comfyui
 from handler.doors.runpod.drain import Drain, InFlight, JobCancel
@@ -25,7 +26,7 @@ from handler.errors import AlphaError, JobCancelled, error_body
 from handler.generate import Generator
 from handler.logs import JobLog
 from handler.request import Request
-from handler.settings import load_or_exit
+from handler.settings import Settings, load_or_exit
 
 log = logging.getLogger(__name__)
 
@@ -95,14 +96,28 @@ def sdk_runs_production(argv: list[str]) -> bool:
     return not IS_LOCAL_TEST and not {"--test_input", "--rp_serve_api"} & {a.split("=")[0] for a in argv}
 
 
-def main() -> int:
+# How long a gated worker waits beyond the supervisor's own bounds (ComfyUI ready, readiness, warm-up) before it
+# gives up: the supervisor opens the gate or stops the worker well within them.
+GATE_MARGIN_S = 60.0
+
+
+def gate_timeout_s(settings: Settings) -> float:
+    return settings.ready_timeout_s + readiness.STARTUP_TIMEOUT_S + settings.warmup_timeout_s + GATE_MARGIN_S
+
+
+def main(*, gated: bool = False) -> int:
+    """The RunPod worker. Alone (``python -m handler``) it checks ComfyUI itself; ``gated``
+    (``python -m handler.doors.runpod``, started early by the supervisor, which runs those checks and the warm-up)
+    it loads everything, then takes jobs only once the supervisor opens its start gate."""
+    started = time.monotonic()
     settings = load_or_exit()
     logs.configure(settings.log_level)
     try:
         generator = Generator(settings)
-        wait_for_comfyui(generator.client, settings.ready_timeout_s)
-        # Refuse to take jobs with a workflow this ComfyUI cannot run, rather than fail the first job.
-        readiness.require(generator.workflows, generator.client)
+        if not gated:
+            wait_for_comfyui(generator.client, settings.ready_timeout_s)
+            # Refuse to take jobs with a workflow this ComfyUI cannot run, rather than fail the first job.
+            readiness.require(generator.workflows, generator.client)
     except AlphaError as exc:
         log.error("worker not started: %s", exc)
         return 1
@@ -115,6 +130,24 @@ def main() -> int:
     in_flight = InFlight()
     Drain(in_flight, settings.drain_timeout_s).install()
     production = sdk_runs_production(sys.argv[1:])
+    handler = make_handler(generator, in_flight=in_flight, progress=production)
+    if gated and not wait_at_the_gate(settings, started):
+        return 1
     log.info("RunPod worker starting (workflow %s, sha256 %s)", generator.workflow.name, generator.workflow.sha256[:12])
-    runpod.serverless.start({"handler": make_handler(generator, in_flight=in_flight, progress=production)})
+    runpod.serverless.start({"handler": handler})
     return 0
+
+
+def wait_at_the_gate(settings: Settings, started: float) -> bool:
+    """Block until the supervisor says the warm-up is done; False (exit, no job taken) on anything else."""
+    loaded_ms = (time.monotonic() - started) * 1000
+    log.info("RunPod worker loaded in %d ms; it takes no job before the supervisor's go", loaded_ms)
+    timeout_s = gate_timeout_s(settings)
+    try:
+        if startgate.wait_for_go(sys.stdin.buffer, timeout_s):
+            return True
+    except KeyboardInterrupt:  # Ctrl-C in a terminal reaches the whole process group; the supervisor reports it
+        return False
+    # End of file is the supervisor's doing (a failed or stopped start), and it says why.
+    log.debug("no go from the supervisor within %.0f s, or its pipe closed: exiting without taking a job", timeout_s)
+    return False
