@@ -16,9 +16,9 @@
 
 # uv, only to install the interpreter below: its official image (the uv binary on scratch), pinned by
 # digest; the system step mounts /uv for one command, so it is in no layer. Digest source (no registry
-# is reachable from where this was written): ghcr.io/astral-sh/uv:0.13.0 is pinned to this same digest
+# is reachable from where this was written): uv's official 0.13.0 image is pinned to this same digest
 # in the Dockerfiles of many unrelated public repositories (none of them pins 0.13.8, the uv this file
-# used before, by digest). `docker buildx imagetools inspect ghcr.io/astral-sh/uv:0.13.0` shows it.
+# used before, by digest). `docker buildx imagetools inspect` of the tag on the FROM line shows it.
 FROM ghcr.io/astral-sh/uv:0.13.0@sha256:cdc6093146eb3ff6a40107b38f008b789e050e77ad87865e381d9917da55a168 AS uv
 
 # CUDA 13.0 runtime on Ubuntu 24.04, pinned by digest. torch==2.14.1 (requirements.txt) is the
@@ -28,7 +28,7 @@ FROM ghcr.io/astral-sh/uv:0.13.0@sha256:cdc6093146eb3ff6a40107b38f008b789e050e77
 # NVIDIA_DRIVER_CAPABILITIES, NVIDIA_REQUIRE_CUDA, which the NVIDIA runtime checks at start).
 # Digest source (no registry is reachable from where this was written): this tag is pinned to this
 # same digest in several unrelated public repositories' Dockerfiles and build records, for
-# docker.io and nvcr.io alike, one of them a linux/amd64 build. `docker buildx imagetools inspect
+# both registries that publish it alike, one of them a linux/amd64 build. `docker buildx imagetools inspect
 # nvidia/cuda:13.0.1-runtime-ubuntu24.04` shows the current digest.
 FROM nvidia/cuda:13.0.1-runtime-ubuntu24.04@sha256:c3fde347d52d578c84fd644bc177bc7ec333feaf11550d990da4084d7612e4c7
 
