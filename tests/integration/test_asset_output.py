@@ -15,11 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import numpy as np
 import pytest
 from PIL import Image
 from runpod.serverless.modules.rp_job import run_job
 
+from handler.doors.alpha import openapi
 from handler.doors.alpha.server import create_app
 from handler.doors.runpod.worker import make_handler
 from handler.generate import Generator
@@ -61,9 +63,19 @@ def run(settings: Settings, job_input: dict[str, Any], workflow: Workflow | None
     return result
 
 
+# The published OpenAPI document's schema of a result (the alpha API's); its `info` is the RunPod output's too.
+DOCUMENT = openapi.document(token_required=False, sizes=[(1024, 1024)])
+RESULT = jsonschema_rs.validator_for({"$ref": "#/components/schemas/Txt2ImgResult", **DOCUMENT})
+INFO = jsonschema_rs.validator_for(
+    {"$ref": "#/components/schemas/Txt2ImgResult/properties/info", "components": DOCUMENT["components"]}
+)
+
+
 def output_of(result: dict[str, Any]) -> dict[str, Any]:
+    """A RunPod success output, its ``info`` checked against the published document."""
     assert set(result) == {"output"}, result.get("error")
     output: dict[str, Any] = result["output"]
+    INFO.validate(output["info"])
     return output
 
 
@@ -193,6 +205,7 @@ def test_the_alpha_api_serves_a_trimmed_webp(settings: Settings, cut_out: Workfl
         reply = http("POST", f"{server.url}/alpha/v1/txt2img", json.dumps(body).encode(), JSON)
         assert reply.status == 200, reply.body[:300]
         answer = reply.json()
+        RESULT.validate(answer)
         assert re.fullmatch(r"/alpha/v1/file/alpha_[0-9a-f]{32}\.webp", answer["url"])
         assert answer["info"]["crop"] == [18, 10, 38, 42] and answer["info"]["mime_type"] == "image/webp"
         served = http("GET", server.url + answer["url"])

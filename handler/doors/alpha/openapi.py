@@ -3,13 +3,16 @@ schema, the file-name pattern, the error classes' codes and statuses), so it can
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 from handler import __version__
+from handler.asset import MIME_TYPES
 from handler.doors.alpha.store import NAME
 from handler.errors import statuses
-from handler.request import input_schema
+from handler.png import AlphaStats
+from handler.request import FORMATS, input_schema
 
 PREFIX = "/alpha/v1"
 FILENAME_LINK = "$response.body#/filename"
@@ -107,11 +110,51 @@ def _openapi() -> dict[str, Any]:
     return {"operationId": "openapi", "summary": "This document", "responses": {"200": document, **_refusals()}}
 
 
+def _box(description: str) -> dict[str, Any]:
+    integer = {"type": "integer", "minimum": 0}
+    return {"type": "array", "items": integer, "minItems": 4, "maxItems": 4, "description": description}
+
+
+def _info() -> dict[str, Any]:
+    """What a result reports about itself (``Generator``'s ``info``): the keys every result has, typed where a
+    client reads them."""
+    alpha: dict[str, Any] = {field.name: {"type": "integer"} for field in dataclasses.fields(AlphaStats)}
+    alpha.update(alpha_mean={"type": "number"}, transparent={"type": "number"}, opaque={"type": "number"})
+    alpha["bbox"] = {
+        **_box("The visible pixels (alpha > 0) on the generated canvas: left, top, right, bottom (exclusive)."),
+        "type": ["array", "null"],
+    }
+    attempt = {
+        "type": "object",
+        "required": ["seed", "rejected"],
+        "properties": {"seed": {"type": "integer"}, "rejected": {"type": ["string", "null"]}},
+    }
+    properties = {
+        "seed": {"type": "integer"},
+        "width": {"type": "integer", "description": "The generated canvas."},
+        "height": {"type": "integer"},
+        "alpha": {
+            "type": "object",
+            "required": list(alpha),
+            "properties": alpha,
+            "description": "The returned image's alpha figures (after a trim: the cut's), `bbox` the canvas's.",
+        },
+        "format": {"enum": list(FORMATS)},
+        "mime_type": {"enum": list(MIME_TYPES.values())},
+        "crop": _box("With `trim`: the box cut from the canvas, margin included."),
+        "timings_ms": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "attempts": {
+            "type": "array",
+            "items": attempt,
+            "minItems": 1,
+            "description": "Every seed tried; `rejected` says why the transparency check refused one.",
+        },
+    }
+    required = [*("seed", "width", "height", "workflow", "prompt_id", "alpha", "format", "mime_type")]
+    return {"type": "object", "required": [*required, "timings_ms", "versions", "attempts"], "properties": properties}
+
+
 def _schemas() -> dict[str, Any]:
-    info_keys = [
-        *("seed", "width", "height", "workflow", "prompt_id", "alpha", "format", "mime_type"),
-        *("timings_ms", "versions", "attempts"),
-    ]
     nullable = {"type": ["string", "null"]}
     return {
         "Txt2ImgResult": {
@@ -121,7 +164,7 @@ def _schemas() -> dict[str, Any]:
             "properties": {
                 "url": {"type": "string", "pattern": f"^{PREFIX}/file/{NAME.pattern}$"},
                 "filename": {"type": "string", "pattern": f"^{NAME.pattern}$"},
-                "info": {"type": "object", "required": info_keys},
+                "info": _info(),
             },
         },
         "Error": {
