@@ -8,6 +8,7 @@ of times, inside the same deadline. A request that gave its seed asked for that 
 from __future__ import annotations
 
 import secrets
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -56,18 +57,20 @@ def run(
     draw: Callable[[list[Attempt]], int] = new_seed,
 ) -> tuple[T, list[Attempt]]:
     """``attempt(seed)`` until one passes the transparency check; returns its result and every attempt made.
-    Raises the failure naming every attempt once the retries (none for a given seed) or the deadline run out;
-    any other error ends the job as it is."""
+    Raises the failure naming every attempt once the retries (none for a given seed) run out, or when the
+    deadline leaves less time than the last attempt took; any other error ends the job as it is."""
     tried: list[Attempt] = []
     while True:
         current = seed if seed is not None else draw(tried)
+        started = time.monotonic()
         try:
             result = attempt(current)
         except TransparencyError as exc:
             tried.append(Attempt(current, exc.message))
             if seed is not None or len(tried) > retries:
                 raise failure(tried, out_of_time=False) from None
-            if deadline.expired():
+            # Another attempt takes about as long: one that would be cut off by the deadline is not started.
+            if deadline.remaining() < time.monotonic() - started:
                 raise failure(tried, out_of_time=True) from None
             jlog.warning("attempt %d (seed %d) failed the transparency check; trying a new seed", len(tried), current)
             continue

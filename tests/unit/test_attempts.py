@@ -4,6 +4,7 @@ requests never retry, every attempt shares the job's one deadline, and each reje
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 import pytest
@@ -82,6 +83,24 @@ def test_no_retry_starts_once_the_deadline_has_passed() -> None:
     assert len(seen) == 1
     assert caught.value.message.endswith("; the deadline left no time for another attempt")
     assert f"attempt 1 (seed {seen[0]})" in caught.value.message
+
+
+def test_no_retry_starts_that_the_deadline_would_cut_off() -> None:
+    """An attempt took 0.2 s and 0.1 s are left: another would end in a timeout, so the job ends now, naming
+    the seed it tried, rather than as ``timeout`` after wasting the rest."""
+    seen: list[int] = []
+    slow = script(["flat", "ok"], seen)
+
+    def attempt(seed: int) -> str:
+        time.sleep(0.2)
+        return slow(seed)
+
+    with pytest.raises(TransparencyError) as caught:
+        attempts.run(attempt, seed=None, retries=1, deadline=Deadline(0.3), jlog=JLOG)
+    assert len(seen) == 1 and "no time for another attempt" in caught.value.message
+    seen.clear()
+    result, tried = attempts.run(attempt, seed=None, retries=1, deadline=Deadline(5), jlog=JLOG)
+    assert len(tried) == 2 and result == f"image of {seen[1]}", "with time left, the retry runs"
 
 
 def test_other_errors_end_the_job_as_they_are() -> None:
