@@ -14,20 +14,18 @@ WebP efforts are libwebp's lossless presets (``cwebp -z 0..9``) as Pillow's ``qu
 
 from __future__ import annotations
 
-import argparse
 import base64
 import io
-import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from bench import output_cost
 from bench.harness import Summary, print_table
 from bench.output_cost import LIMITS, SAVEIMAGE_LEVEL, encode, noise_image, smooth_image
 from handler import asset
-from handler.doors.runpod.payload import success_output
+from handler.doors.runpod.payload import output_size, success_output
 from handler.generate import Result
 from handler.png import check_alpha, decode
 from handler.settings import Settings
@@ -36,6 +34,7 @@ SIZE = 1024
 # libwebp's lossless presets -z 0, 2, 5, 6, 8, 9 as (quality, method); -z 9 is its slowest and smallest.
 EFFORTS = ((0, 0), (25, 2), (50, 4), (75, 4), (90, 5), (100, 6))
 SLOW_S = 1.0  # an encode slower than this is timed once
+BASE64_KEYS = ("url", "image_base64")
 
 
 def colour_under_alpha(image: Image.Image, seed: int = 11) -> Image.Image:
@@ -58,14 +57,7 @@ def webp(image: Image.Image, quality: int, method: int, exact: bool = False) -> 
 
 
 def timed(fn: Callable[[], object], reps: int) -> Summary:
-    times = []
-    for _ in range(reps):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-        if times[0] > SLOW_S:
-            break
-    return Summary.of(times)
+    return output_cost.timed(fn, reps, slow_s=SLOW_S)
 
 
 def formats(image: Image.Image, png: bytes, reps: int) -> list[tuple[str, str]]:
@@ -119,10 +111,9 @@ def responses(png: bytes, settings: Settings) -> list[tuple[str, str]]:
         made = asset.make(png, image, stats, shape)
         result = Result(made.data, f"alpha_x.{made.format}", {"seed": 1}, made.mime_type)
         for delivery in ("inline", "base64"):
-            output = success_output(result, settings, "bench", delivery)
-            total = len(str(output["image_base64"])) * (2 if delivery == "inline" else 1)
+            total = output_size(success_output(result, settings, "bench", delivery), base64_keys=BASE64_KEYS)
             fits = ", ".join(f"{route} {'fits' if total <= limit else 'OVER'}" for route, limit in LIMITS.items())
-            rows.append((f"{made.format} {delivery}", f"{total / 1e6:6.3f} MB of base64 ({fits})"))
+            rows.append((f"{made.format} {delivery}", f"response {total / 1e6:6.3f} MB ({fits})"))
     return rows
 
 
@@ -135,18 +126,11 @@ def report(name: str, image: Image.Image, reps: int, settings: Settings) -> None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reps", type=int, default=3, help="timed repetitions per figure (default 3)")
-    parser.add_argument("--size", type=int, default=SIZE, help="side of the synthetic images (default 1024)")
-    parser.add_argument("--png", type=Path, action="append", default=[], help="also measure this RGBA PNG")
-    args = parser.parse_args(argv)
-    settings = Settings.from_env().replace(max_output_bytes=20_000_000)
+    args = output_cost.arguments(__doc__ or "", argv, reps=3)
+    settings = output_cost.bench_output_settings()
     smooth = smooth_image(args.size)
     images = {"smooth": smooth, "smooth+colour": colour_under_alpha(smooth), "noise": noise_image(args.size)}
-    for path in args.png:
-        with Image.open(path) as opened:
-            images[path.name] = opened.convert("RGBA")
-    for name, image in images.items():
+    for name, image in {**images, **output_cost.given_pngs(args.png)}.items():
         report(name, image, args.reps, settings)
     return 0
 

@@ -65,12 +65,15 @@ def encode(image: Image.Image, level: int, metadata: PngInfo | None = None) -> b
     return buffer.getvalue()
 
 
-def timed(fn: Callable[[], object], reps: int) -> Summary:
+def timed(fn: Callable[[], object], reps: int, slow_s: float | None = None) -> Summary:
+    """``reps`` timings of ``fn``; just one when the first took longer than ``slow_s``."""
     times = []
     for _ in range(reps):
         started = time.perf_counter()
         fn()
         times.append(time.perf_counter() - started)
+        if slow_s is not None and times[0] > slow_s:
+            break
     return Summary.of(times)
 
 
@@ -119,18 +122,33 @@ def report(name: str, image: Image.Image, reps: int, settings: Settings) -> None
     print_table(f"output cost, {name}, {image.width}x{image.height} RGBA, median of {reps}", rows)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--reps", type=int, default=5, help="timed repetitions per figure (default 5)")
+def arguments(doc: str, argv: list[str] | None, reps: int) -> argparse.Namespace:
+    """The options the image benchmarks share: repetitions, the synthetic images' side, PNGs to add."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reps", type=int, default=reps, help=f"timed repetitions per figure (default {reps})")
     parser.add_argument("--size", type=int, default=SIZE, help="side of the synthetic images (default 1024)")
     parser.add_argument("--png", type=Path, action="append", default=[], help="also measure this RGBA PNG")
-    args = parser.parse_args(argv)
-    # The largest output the handler allows, so that every level is measured; the verdict is against LIMITS.
-    settings = Settings.from_env().replace(max_output_bytes=20_000_000)
-    images = {"smooth": smooth_image(args.size), "noise": noise_image(args.size)}
-    for path in args.png:
+    return parser.parse_args(argv)
+
+
+def given_pngs(paths: list[Path]) -> dict[str, Image.Image]:
+    """The PNGs given with --png, as RGBA, by file name."""
+    images = {}
+    for path in paths:
         with Image.open(path) as opened:
             images[path.name] = opened.convert("RGBA")
+    return images
+
+
+def bench_output_settings() -> Settings:
+    # The largest output the handler allows, so that every image is measured; the verdict is against LIMITS.
+    return Settings.from_env().replace(max_output_bytes=20_000_000)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(__doc__ or "", argv, reps=5)
+    settings = bench_output_settings()
+    images = {"smooth": smooth_image(args.size), "noise": noise_image(args.size), **given_pngs(args.png)}
     for name, image in images.items():
         report(name, image, args.reps, settings)
     return 0

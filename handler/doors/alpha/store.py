@@ -18,11 +18,12 @@ import stat
 import time
 from pathlib import Path
 
+from handler.asset import MIME_TYPES
+
 log = logging.getLogger(__name__)
 
 NAME = re.compile(r"alpha_[0-9a-f]{32}\.(?:png|webp)")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-CONTENT_TYPES = {"png": "image/png", "webp": "image/webp"}
 MAX_FILE_BYTES = 64 * 2**20
 TEMP_PREFIX = ".tmp-"
 STALE_TEMP_S = 3600.0
@@ -30,7 +31,7 @@ STALE_TEMP_S = 3600.0
 
 def content_type(name: str) -> str:
     """The MIME type of a stored file, by the extension its name pattern allows."""
-    return CONTENT_TYPES[name.rsplit(".", 1)[-1]]
+    return MIME_TYPES[name.rsplit(".", 1)[-1]]
 
 
 def signed(name: str, data: bytes) -> bool:
