@@ -29,6 +29,7 @@ BOTTOM_MODULES = {
     "handler.logs",
     "handler.png",
     "handler.asset",
+    "handler.image_input",
     "handler.request",
     "handler.fields",
     "handler.testmodels",
