@@ -122,13 +122,17 @@ def report(name: str, image: Image.Image, reps: int, settings: Settings) -> None
     print_table(f"output cost, {name}, {image.width}x{image.height} RGBA, median of {reps}", rows)
 
 
-def arguments(doc: str, argv: list[str] | None, reps: int) -> argparse.Namespace:
+def image_options(doc: str, reps: int) -> argparse.ArgumentParser:
     """The options the image benchmarks share: repetitions, the synthetic images' side, PNGs to add."""
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=reps, help=f"timed repetitions per figure (default {reps})")
     parser.add_argument("--size", type=int, default=SIZE, help="side of the synthetic images (default 1024)")
     parser.add_argument("--png", type=Path, action="append", default=[], help="also measure this RGBA PNG")
-    return parser.parse_args(argv)
+    return parser
+
+
+def arguments(doc: str, argv: list[str] | None, reps: int) -> argparse.Namespace:
+    return image_options(doc, reps).parse_args(argv)
 
 
 def given_pngs(paths: list[Path]) -> dict[str, Image.Image]:
