@@ -2,7 +2,7 @@
 "background"``): parsed from base64, checked, fitted to the workflow's size and flattened as LayerDiffuse does,
 into the PNG that is uploaded to ComfyUI.
 
-Choices, each refused with InputError naming the field:
+Every refusal is an InputError that names the field. The choices:
 
 - The value is plain base64 or ``data:image/<png|jpeg|jpg|webp>;base64,<data>``; the data URI's type is only
   checked for being one of those, the format is decided by the content. ASCII whitespace (spaces, tabs, line
@@ -40,6 +40,7 @@ Size = tuple[int, int]  # width, height
 MAX_IMAGE_BYTES = 6 * 1024 * 1024  # as base64, 8 MiB: with the rest of the JSON, under RunPod's 10 MB /run limit
 DATA_URI_ALLOWANCE = 32  # "data:image/jpeg;base64," is 23 characters
 MAX_BASE64_CHARS = 4 * math.ceil(MAX_IMAGE_BYTES / 3) + DATA_URI_ALLOWANCE
+_MIB = f"{MAX_IMAGE_BYTES / 2**20:g} MiB"
 MAX_PIXELS = 25_000_000  # a 24 MP photo passes
 MIN_SIDE = 64
 FORMATS = ("png", "jpeg", "webp")
@@ -103,7 +104,7 @@ def _base64_text(value: Any, field: str) -> str:
         raise _refuse(
             field,
             f"is {len(value)} characters long; the limit is {MAX_BASE64_CHARS} (an image of at most "
-            f"{MAX_IMAGE_BYTES} bytes, 6 MiB, as base64)",
+            f"{MAX_IMAGE_BYTES} bytes, {_MIB}, as base64)",
         )
     text = value.strip()
     if text[:5].lower() == "data:":
@@ -115,7 +116,7 @@ def _base64_text(value: Any, field: str) -> str:
 
 
 def _data_uri_payload(text: str, field: str) -> str:
-    match = _DATA_URI.match(text)
+    match = _DATA_URI.match(text, 0, 256)  # the header only, never a scan of megabytes of data
     if match is None:
         raise _refuse(field, "is not a valid data URI; use data:image/<png|jpeg|webp>;base64,<data>")
     media_type, parameters = match.group(1).lower(), match.group(2).lower()
@@ -132,7 +133,7 @@ def _decode(text: str, field: str) -> bytes:
     except ValueError as exc:  # binascii.Error, and non-ASCII text
         raise _refuse(field, f"is not valid base64 ({exc})") from None
     if len(data) > MAX_IMAGE_BYTES:
-        raise _refuse(field, f"is {len(data)} bytes; the limit is {MAX_IMAGE_BYTES} (6 MiB)")
+        raise _refuse(field, f"is {len(data)} bytes; the limit is {MAX_IMAGE_BYTES} ({_MIB})")
     return data
 
 

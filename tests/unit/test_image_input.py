@@ -137,6 +137,13 @@ def test_an_image_of_exactly_the_byte_limit_passes_the_size_checks() -> None:
     refused("data:image/jpeg;base64," + b64(bytes(MAX_IMAGE_BYTES)), "is not an image")
 
 
+def test_a_real_image_over_the_byte_limit_is_refused_by_its_length() -> None:
+    noise = Image.fromarray(np.random.default_rng(1).integers(0, 256, (1300, 1300, 4), dtype=np.uint8), "RGBA")
+    data = encoded(noise, compress_level=1)
+    assert len(data) > MAX_IMAGE_BYTES
+    refused("data:image/png;base64," + b64(data), f"the limit is {MAX_BASE64_CHARS} (an image of at most")
+
+
 def test_decoded_bytes_over_the_limit_are_refused() -> None:
     # The length limit leaves room for a data URI's prefix, so plain base64 that long decodes to a few bytes over.
     value = "A" * (MAX_BASE64_CHARS // 4 * 4)
@@ -305,6 +312,8 @@ def test_16_bit_grey_keeps_its_high_byte_and_its_trns() -> None:
     assert image.has_alpha
     assert tuple(pixels(image.image)[0, 0]) == (0x12, 0x12, 0x12, 0)
     assert tuple(pixels(image.image)[1, 1]) == (0x80, 0x80, 0x80, 255)  # PIL's own convert gives white
+    plain = parse(b64(encoded(grey)), "background", need_alpha=False)
+    assert not plain.has_alpha and tuple(pixels(plain.image)[0, 0]) == (0x12, 0x12, 0x12, 255)
 
 
 # --- a foreground must be a cut-out ---
