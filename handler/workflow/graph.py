@@ -11,16 +11,19 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from handler.errors import WorkflowError
+from handler.request import MODE_IMAGES
 from handler.workflow.rules import (
     KNOWN_MARKERS,
     OPTIONAL_MARKERS,
     REQUIRED_MARKERS,
     declared_sizes,
+    mode_of,
     problems,
     title,
 )
@@ -80,6 +83,16 @@ class Workflow:
     def node(self, marker: str) -> str:
         return self.markers[marker]
 
+    @property
+    def mode(self) -> str:
+        """``text``, or the layer mode its image marker makes it (``handler.workflow.rules``)."""
+        return mode_of(self.markers)
+
+    @property
+    def image_input(self) -> str | None:
+        """The input image this workflow takes (``background`` or ``foreground``), if any."""
+        return MODE_IMAGES.get(self.mode)
+
     def with_input(self, marker: str, name: str, value: Any) -> Workflow:
         """A variant with one input of a marked node changed (ablations, benchmarks)."""
         graph = copy.deepcopy(self.graph)
@@ -96,8 +109,10 @@ class Workflow:
         height: int,
         filename_prefix: str,
         steps: int | None = None,
+        images: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
-        """A copy of the graph with this job's values injected."""
+        """A copy of the graph with this job's values injected; ``images`` names the uploaded input image
+        (ComfyUI's input folder) by marker: ``{"alpha:background": "alpha_<key>_background.png"}``."""
         graph = copy.deepcopy(self.graph)
 
         def inputs(marker: str) -> dict[str, Any]:
@@ -107,9 +122,15 @@ class Workflow:
         inputs("alpha:prompt")["text"] = prompt
         if negative_prompt is not None:
             inputs("alpha:negative_prompt")["text"] = negative_prompt
-        inputs("alpha:sampler")["seed"] = seed
-        if steps is not None:
-            inputs("alpha:sampler")["steps"] = steps
+        for sampler in ("alpha:sampler", "alpha:blend_sampler"):
+            if sampler in self.markers:
+                inputs(sampler)["seed"] = seed
+                if steps is not None:
+                    inputs(sampler)["steps"] = steps
         inputs("alpha:latent").update(width=width, height=height)
         inputs("alpha:output")["filename_prefix"] = filename_prefix
+        if "alpha:blended" in self.markers:
+            inputs("alpha:blended")["filename_prefix"] = f"{filename_prefix}_blended"
+        for marker, filename in (images or {}).items():
+            inputs(marker)["image"] = filename
         return graph

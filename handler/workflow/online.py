@@ -19,7 +19,11 @@ from typing import Any
 from handler.comfyui.client import ComfyClient
 from handler.deadline import Deadline
 from handler.paths import REPO
+from handler.request import MODE_IMAGES
 from handler.workflow.rules import is_link, title
+
+# Inputs the handler sets per job (the uploaded image's name): their value in the file is a placeholder.
+INJECTED = {(f"alpha:{image}", "image") for image in MODE_IMAGES.values()}
 
 LOCK = REPO / "custom_nodes" / "lock.json"
 MODEL_HINT = " (is the model file missing?)"
@@ -108,7 +112,7 @@ def _node_problems(graph: dict[str, Any], info: dict[str, Any], node_id: str) ->
     where = f"node {node_id} ({class_type})"
     problems = [f"{where}: required input '{name}' is missing" for name in required if name not in node["inputs"]]
     for name, value in node["inputs"].items():
-        if name not in specs:
+        if name not in specs or (title(node), name) in INJECTED:
             continue
         problem = (
             _link_problem(graph, info, value, specs[name])
@@ -122,7 +126,7 @@ def _node_problems(graph: dict[str, Any], info: dict[str, Any], node_id: str) ->
 
 def _output_problems(graph: dict[str, Any], info: dict[str, Any]) -> list[str]:
     outputs = sorted(i for i, n in graph.items() if (info.get(n["class_type"]) or {}).get("output_node"))
-    marked = [i for i, n in graph.items() if title(n) == "alpha:output"]
+    marked = sorted(i for i, n in graph.items() if title(n) in ("alpha:output", "alpha:blended"))
     if outputs == marked:
         return []
     if not outputs:
@@ -130,7 +134,10 @@ def _output_problems(graph: dict[str, Any], info: dict[str, Any]) -> list[str]:
             "no node saves an image (ComfyUI runs nothing without an output node); put alpha:output on a SaveImage node"
         ]
     names = ", ".join(f"{i} ({graph[i]['class_type']})" for i in outputs)
-    return [f"the output nodes are {names}; exactly one, the alpha:output node, may save the result"]
+    return [
+        f"the output nodes are {names}; exactly one, the alpha:output node, may save the result "
+        "(and alpha:blended the blended picture)"
+    ]
 
 
 def problems(

@@ -15,7 +15,15 @@ marker                     literal inputs         what the handler does
 ``alpha:latent``           ``width``, ``height``  sets the size; its size is the default
 ``alpha:output``           ``filename_prefix``    sets a unique prefix; its one image is the result
 ``alpha:layer_diffuse``    ``weight``             optional; marks the LayerDiffuse node (ablations)
+``alpha:background``       ``image``              a LoadImage: the job's background (mode ``foreground``)
+``alpha:foreground``       ``image``              a LoadImage: the job's foreground (mode ``background``)
+``alpha:blend_sampler``    ``seed``, ``steps``    optional; a first pass, seeded like ``alpha:sampler``
+``alpha:blended``          ``filename_prefix``    with an image marker; saves the blended picture
 =========================  =====================  ===========================================
+
+A workflow's mode follows from its image marker: none is ``text``, ``alpha:background`` is ``foreground`` (it
+takes a background and saves a transparent foreground), ``alpha:foreground`` is ``background`` (it takes a
+foreground and saves an opaque background). A layer workflow also saves the blended picture (``alpha:blended``).
 
 Allowed sizes: ``_meta.alpha_sizes`` on the ``alpha:latent`` node, a list of ``"WxH"`` strings, each a
 multiple of 64 and including the node's own size. Without it only the node's own size is allowed.
@@ -26,6 +34,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from handler.request import MODE_IMAGES
+
 REQUIRED_MARKERS: dict[str, tuple[str, ...]] = {
     "alpha:prompt": ("text",),
     "alpha:negative_prompt": ("text",),
@@ -33,8 +43,18 @@ REQUIRED_MARKERS: dict[str, tuple[str, ...]] = {
     "alpha:latent": ("width", "height"),
     "alpha:output": ("filename_prefix",),
 }
-OPTIONAL_MARKERS: dict[str, tuple[str, ...]] = {"alpha:layer_diffuse": ("weight",)}
+OPTIONAL_MARKERS: dict[str, tuple[str, ...]] = {
+    "alpha:layer_diffuse": ("weight",),
+    "alpha:background": ("image",),
+    "alpha:foreground": ("image",),
+    "alpha:blend_sampler": ("seed", "steps"),
+    "alpha:blended": ("filename_prefix",),
+}
 KNOWN_MARKERS = REQUIRED_MARKERS | OPTIONAL_MARKERS
+# A layer mode's image input is marked ``alpha:<image>`` (MODE_IMAGES: mode -> the image it takes).
+OPAQUE_MODES = frozenset({"background"})  # the main image is opaque: no alpha channel to check
+# Nodes an image marker may be on: the handler sets their ``image`` to the uploaded file.
+IMAGE_INPUT_NODES = frozenset({"LoadImage"})
 MARKER_PREFIX = "alpha:"
 SIZES_KEY = "alpha_sizes"
 EXPORT_HINT = (
@@ -68,6 +88,11 @@ def find_markers(graph: dict[str, Any]) -> dict[str, list[str]]:
         if name is not None and name.startswith(MARKER_PREFIX):
             found.setdefault(name, []).append(node_id)
     return found
+
+
+def mode_of(markers: dict[str, list[str]] | dict[str, str]) -> str:
+    """The workflow's mode, from its image marker (the first one, if a broken workflow has two)."""
+    return next((mode for mode, image in MODE_IMAGES.items() if f"alpha:{image}" in markers), "text")
 
 
 def shape_problems(data: Any, name: str) -> list[str]:
@@ -105,6 +130,26 @@ def marker_problems(graph: dict[str, Any], name: str) -> list[str]:
             inputs = graph[ids[0]]["inputs"]
             if key not in inputs or is_link(inputs[key]):
                 problems.append(f"{name}: node {ids[0]} marked '{marker}' needs a literal '{key}' input")
+    return problems
+
+
+def mode_problems(graph: dict[str, Any], name: str) -> list[str]:
+    """A layer workflow takes exactly one image, from a LoadImage node, and saves the blended picture too."""
+    found = find_markers(graph)
+    images = [f"alpha:{image}" for image in MODE_IMAGES.values() if f"alpha:{image}" in found]
+    if len(images) > 1:
+        return [f"{name}: markers {' and '.join(images)} are both set; a workflow takes one input image"]
+    problems = []
+    for marker in images:
+        node_id = found[marker][0]
+        if graph[node_id]["class_type"] not in IMAGE_INPUT_NODES:
+            problems.append(
+                f"{name}: {marker} is on node {node_id} ({graph[node_id]['class_type']}); put it on a LoadImage node"
+            )
+    if images and "alpha:blended" not in found:
+        problems.append(f"{name}: {images[0]} needs an alpha:blended SaveImage node for the blended picture")
+    if not images and "alpha:blended" in found:
+        problems.append(f"{name}: alpha:blended needs an image marker (alpha:background or alpha:foreground)")
     return problems
 
 
@@ -172,7 +217,9 @@ def size_problems(graph: dict[str, Any], name: str, latent_id: str) -> list[str]
 
 
 def output_problems(graph: dict[str, Any], name: str, output_id: str) -> list[str]:
-    savers = sorted(i for i, n in graph.items() if n["class_type"] in IMAGE_OUTPUT_NODES)
+    markers = find_markers(graph)
+    blended = markers.get("alpha:blended", [])[:1]
+    savers = sorted(i for i, n in graph.items() if n["class_type"] in IMAGE_OUTPUT_NODES and i not in blended)
     node = graph[output_id]
     if node["class_type"] not in IMAGE_OUTPUT_NODES:
         return [
@@ -183,8 +230,13 @@ def output_problems(graph: dict[str, Any], name: str, output_id: str) -> list[st
         others = ", ".join(f"{i} ({graph[i]['class_type']})" for i in savers if i != output_id)
         return [
             f"{name}: more than one image output: nodes {others} besides alpha:output (node {output_id}); "
-            "remove them, the job returns exactly one image"
+            "remove them, the job returns exactly one image (and the blended picture, alpha:blended)"
         ]
+    for blended_id in blended:
+        if graph[blended_id]["class_type"] not in IMAGE_OUTPUT_NODES:
+            return [f"{name}: alpha:blended is on node {blended_id}, which does not save an image; use a SaveImage"]
+    if mode_of(markers) in OPAQUE_MODES:
+        return []  # the main image is the opaque background
     images = node["inputs"].get("images")
     if is_link(images) and str(images[0]) in graph:
         source = graph[str(images[0])]
@@ -202,7 +254,7 @@ def problems(data: Any, name: str) -> list[str]:
     found = shape_problems(data, name)
     if found:
         return found
-    found = marker_problems(data, name) + link_problems(data, name)
+    found = marker_problems(data, name) + mode_problems(data, name) + link_problems(data, name)
     markers = {m: ids[0] for m, ids in find_markers(data).items() if m in KNOWN_MARKERS and len(ids) == 1}
     if "alpha:latent" in markers:
         found += size_problems(data, name, markers["alpha:latent"])
