@@ -26,8 +26,8 @@ from bench.harness import Summary, print_table
 from bench.output_cost import LIMITS, SAVEIMAGE_LEVEL, encode, noise_image, smooth_image
 from handler import asset
 from handler.doors.runpod.payload import output_size, success_output
-from handler.generate import Result
 from handler.png import check_alpha, decode
+from handler.results import Result
 from handler.settings import Settings
 
 SIZE = 1024

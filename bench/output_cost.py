@@ -28,9 +28,9 @@ from PIL.PngImagePlugin import PngInfo
 
 from bench.harness import Summary, print_table
 from handler.doors.runpod.payload import output_size, success_output
-from handler.generate import Result
 from handler.paths import REPO
 from handler.png import check_rgba
+from handler.results import Result
 from handler.settings import Settings
 
 SIZE = 1024

@@ -53,6 +53,14 @@ class InputError(AlphaError):
     status = 400
 
 
+class ModeUnavailable(AlphaError):
+    """The request's layer mode is turned off on this worker, or its workflow cannot run here (a model file is
+    missing); nothing was submitted. Another worker, or mode ``text``, may serve it."""
+
+    code = "mode_unavailable"
+    status = 501
+
+
 class WorkflowError(AlphaError):
     """The workflow file cannot be used (format, markers, or ComfyUI refused it)."""
 

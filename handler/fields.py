@@ -4,13 +4,14 @@ cannot drift apart."""
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from handler import prompt_syntax
+from handler import image_input, prompt_syntax
 from handler.errors import InputError
 
 MAX_PROMPT_CHARS = 2000
@@ -51,8 +52,9 @@ class Field:
     description: str
     required: bool = False
     together: str | None = None
-    # The field may be given only when this boolean field is true (``dependentSchemas``).
+    # The field may be given only when that field has the value ``only_value`` (``dependentSchemas``).
     only_with: str | None = None
+    only_value: Any = True
     default: Any = None
 
     def parse(self, data: Mapping[str, Any]) -> Any:
@@ -70,6 +72,11 @@ class Field:
 
     def refuse(self, words: str) -> InputError:
         return InputError(f"'{self.name}' {words}", field=self.name)
+
+    @property
+    def condition(self) -> str:
+        """Where ``only_with`` applies, as the JSON that states it: ``'trim': true``, ``'mode': "foreground"``."""
+        return f"'{self.only_with}': {json.dumps(self.only_value)}"
 
     def check(self, value: Any) -> Any:
         raise NotImplementedError
@@ -189,3 +196,18 @@ class Choice(Field):
 
     def schema(self, sizes: Sizes, workflows: Sequence[str]) -> Fragment:
         return self.documented({"type": "string", "enum": list(self.values)})
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageData(Field):
+    """An input image as base64 or a data URI, decoded and checked (``handler.image_input.parse``); with
+    ``need_alpha``, a transparent one."""
+
+    need_alpha: bool = False
+
+    def check(self, value: Any) -> image_input.InputImage:
+        return image_input.parse(value, self.name, need_alpha=self.need_alpha)
+
+    def schema(self, sizes: Sizes, workflows: Sequence[str]) -> Fragment:
+        limit = image_input.MAX_BASE64_CHARS
+        return {"type": "string", "minLength": 1, "maxLength": limit, "description": self.description}

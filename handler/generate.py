@@ -10,17 +10,19 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from handler import __version__, attempts
+from handler import __version__, attempts, layers
 from handler import asset as assets
 from handler.comfyui.client import ComfyClient, Completion, ProgressCallback
 from handler.comfyui.outputs import Outputs
 from handler.deadline import Deadline
-from handler.errors import InputError, JobCancelled, JobTimeout, OutputError, WorkflowError
+from handler.errors import InputError, JobCancelled, JobTimeout, WorkflowError
 from handler.logs import JobLog
-from handler.png import check_alpha, decode
+from handler.png import decode
 from handler.request import Request, check_size
+from handler.results import Result, blended, canvas, describe
 from handler.settings import Settings
 from handler.workflow.graph import Workflow
+from handler.workflow.rules import OPAQUE_MODES
 
 log = logging.getLogger(__name__)
 
@@ -28,14 +30,6 @@ INSTALL_STAMP = ".alpha-install.json"
 WS_CLOSE_TIMEOUT_S = 1.0
 # How long a failed job waits for its cancelled prompt to end, so its files can be swept at once.
 SETTLE_S = 10.0
-
-
-@dataclass(frozen=True)
-class Result:
-    image: bytes  # PNG or WebP, as ``mime_type`` says
-    filename: str
-    info: dict[str, Any]
-    mime_type: str = "image/png"
 
 
 @dataclass(frozen=True)
@@ -52,6 +46,7 @@ class _Job:
     key: str  # names the job's output files
     graph: dict[str, Any]
     shape: assets.Shape
+    upload: layers.Upload | None  # the layer mode's input image
 
 
 @dataclass(frozen=True)
@@ -62,6 +57,7 @@ class _Ran:
     done: Completion
     submitted: float
     finished: float
+    upload_ms: int | None
 
     @property
     def wait_ms(self) -> int:
@@ -86,8 +82,12 @@ class Generator:
             loaded = self.workflow if path == settings.workflow and workflow is None else Workflow.load(path)
             if self.allowed.setdefault(loaded.name, loaded) is not loaded:
                 raise WorkflowError(f"two allowlisted workflows are named {loaded.name}; names must be unique")
+        for loaded in self.workflows:
+            if loaded.mode != "text":
+                raise WorkflowError(f"{loaded.name} takes an input image; set it as a layer mode's workflow instead")
         self.client = client or ComfyClient(settings.comfyui_url, http_timeout_s=settings.http_timeout_s)
-        self.outputs = Outputs(settings.effective_output_dir, self.client)
+        self.outputs = Outputs(settings.effective_output_dir, self.client, settings.input_dir)
+        self.modes = layers.Modes(layers.load(settings.layer_workflows), self.client)
         self._versions: dict[str, Any] | None = None
 
     @property
@@ -95,10 +95,15 @@ class Generator:
         """Every workflow this generator may run: the production one first."""
         return [self.workflow, *(w for w in self.allowed.values() if w is not self.workflow)]
 
-    def pick(self, request: Request) -> Workflow:
-        """The request's workflow, checked: its name is allowlisted and its size is one the workflow allows."""
+    def pick(self, request: Request, deadline: Deadline | None = None) -> Workflow:
+        """The request's workflow, checked: its name is allowlisted (or its layer mode served here) and its size
+        is one the workflow allows."""
         workflow = self.workflow
-        if request.workflow is not None:
+        if request.mode != "text":
+            if request.workflow is not None:
+                raise InputError("'workflow' applies only with 'mode': \"text\"", field="workflow")
+            workflow = self.modes.pick(request.mode, deadline or Deadline(self.settings.job_timeout_s))
+        elif request.workflow is not None:
             if not self.allowed:
                 raise InputError(
                     "'workflow' is not enabled on this worker (ALPHA_WORKFLOW_ALLOWLIST is empty); "
@@ -112,6 +117,7 @@ class Generator:
             workflow = self.allowed[request.workflow]
         if request.width is not None and request.height is not None:
             check_size(request.width, request.height, workflow.sizes)
+        layers.target_size(request, workflow)  # a layer mode's image fits the size, or is refused now
         return workflow
 
     def versions(self, deadline: Deadline | None = None) -> dict[str, Any]:
@@ -142,7 +148,7 @@ class Generator:
         (from another thread) stops the job within a moment: its prompt is interrupted and dequeued."""
         jlog = JobLog(log, job_id)
         deadline = deadline or Deadline(self.settings.job_timeout_s)
-        workflow = self.pick(request)
+        workflow = self.pick(request, deadline)
 
         def attempt(seed: int) -> Result:
             job = self._plan(request, workflow, seed, deadline, jlog)
@@ -161,14 +167,14 @@ class Generator:
         """One attempt at the job: its seed, sizes and graph; nothing is sent yet."""
         if deadline.expired():
             raise JobTimeout(f"the deadline of {deadline.seconds:.0f} s passed before the job could start")
-        width = request.width or int(workflow.defaults["width"])
-        height = request.height or int(workflow.defaults["height"])
+        width, height = layers.target_size(request, workflow)
         run_width, run_height, steps = width, height, None
         if self.settings.test_models:
             # Only after the request was validated exactly as in production.
             run_width, run_height = test_size(width, height, self.settings.test_size)
             steps = self.settings.test_steps
         key = uuid.uuid4().hex
+        upload = layers.upload_for(request, workflow, key, (run_width, run_height))
         graph = workflow.apply(
             prompt=request.prompt,
             negative_prompt=request.negative_prompt,
@@ -177,11 +183,14 @@ class Generator:
             height=run_height,
             filename_prefix=f"alpha_{key}",
             steps=steps,
+            images={upload.marker: upload.filename} if upload else None,
         )
-        jlog.info("job accepted: seed %d, %dx%d, workflow %s", seed, width, height, workflow.name)
+        jlog.info(
+            "job accepted: seed %d, %dx%d, workflow %s (mode %s)", seed, width, height, workflow.name, request.mode
+        )
         jlog.debug("prompt %r, negative prompt %r", request.prompt, request.negative_prompt)
         shape = assets.Shape(request.format, request.trim, request.trim_margin)
-        return _Job(workflow, seed, width, height, run_width, run_height, steps, key, graph, shape)
+        return _Job(workflow, seed, width, height, run_width, run_height, steps, key, graph, shape, upload)
 
     def _run(
         self,
@@ -196,6 +205,7 @@ class Generator:
         followed to the prompt's end."""
         self.client.retry_cancels()
         self.outputs.sweep_ended()
+        upload_ms = layers.upload(self.client, job.upload, deadline, jlog) if job.upload else None
         client_id = self.client.new_client_id()
         ws = self.client.connect(client_id, deadline)
         try:
@@ -220,7 +230,7 @@ class Generator:
                 raise
         finally:
             ws.close(timeout=WS_CLOSE_TIMEOUT_S)  # a no-op after shutdown()
-        ran = _Ran(prompt_id, done, submitted, time.monotonic())
+        ran = _Ran(prompt_id, done, submitted, time.monotonic(), upload_ms)
         jlog.info("prompt %s finished: execution %s ms, wait %d ms", prompt_id, done.execution_ms, ran.wait_ms)
         return ran
 
@@ -236,12 +246,14 @@ class Generator:
     def _result(self, job: _Job, ran: _Ran, deadline: Deadline, jlog: JobLog) -> Result:
         """The PNG fetched and checked for real transparency on the generated canvas, then made into the asked
         asset (trimmed, encoded), with what the job reports about itself."""
-        png = self._fetch(job.workflow, ran.done, deadline)
-        image = decode(png)
-        canvas = check_alpha(image, max_uniform=self.settings.max_uniform_alpha)
+        png = self.outputs.fetch(job.workflow.node("alpha:output"), ran.done, deadline)
+        opaque = job.workflow.mode in OPAQUE_MODES
+        image = decode(png, rgba=not opaque)
+        stats = canvas(image, opaque=opaque, max_uniform=self.settings.max_uniform_alpha)
+        others = blended(self.outputs, job.workflow, ran.done, job.key, format=job.shape.format, deadline=deadline)
         fetched = time.monotonic()
-        asset = assets.make(png, image, canvas, job.shape)
-        info = self._info(job, ran, asset)
+        asset = assets.make(png, image, stats, job.shape)
+        info = describe(job.workflow, job.seed, (job.width, job.height), ran.prompt_id, asset)
         info["timings_ms"] = {
             "comfyui_execution": ran.done.execution_ms,
             "comfyui_wait": ran.wait_ms,
@@ -249,6 +261,8 @@ class Generator:
             "asset": int((time.monotonic() - fetched) * 1000),
             "total": deadline.elapsed_ms(),
         }
+        if ran.upload_ms is not None:
+            info["timings_ms"]["upload"] = ran.upload_ms
         info["versions"] = self.versions(deadline)
         if self.settings.test_models:
             info["test_mode"] = {"width": job.run_width, "height": job.run_height, "steps": job.steps}
@@ -259,27 +273,11 @@ class Generator:
             info["timings_ms"]["fetch"],
             len(asset.data),
             asset.format.upper(),
-            canvas.alpha_mean,
-            canvas.transparent * 100,
+            stats.alpha_mean,
+            stats.transparent * 100,
         )
-        return Result(asset.data, f"alpha_{job.key}.{asset.format}", info, asset.mime_type)
-
-    @staticmethod
-    def _info(job: _Job, ran: _Ran, asset: assets.Asset) -> dict[str, Any]:
-        """What the result says about the image: the job's figures, the asset's format, crop and alpha."""
-        info: dict[str, Any] = {
-            "seed": job.seed,
-            "width": job.width,
-            "height": job.height,
-            "workflow": {"name": job.workflow.name, "sha256": job.workflow.sha256},
-            "prompt_id": ran.prompt_id,
-            "alpha": asset.alpha.as_dict(),
-            "format": asset.format,
-            "mime_type": asset.mime_type,
-        }
-        if asset.crop is not None:
-            info["crop"] = list(asset.crop)
-        return info
+        filename = f"alpha_{job.key}.{asset.format}"
+        return Result(asset.data, filename, info, asset.mime_type, layers=others)
 
     def warm_up(self) -> Result:
         """One job through the core: the production workflow at ALPHA_WARMUP_STEPS (test mode: its own steps
@@ -288,17 +286,3 @@ class Generator:
         warm = Generator(self.settings, workflow=workflow, client=self.client)
         deadline = Deadline(self.settings.warmup_timeout_s)  # a cold load takes longer than a warm job
         return warm.generate(Request(prompt="warm-up: a glass sphere", seed=0), job_id="warm-up", deadline=deadline)
-
-    def _fetch(self, workflow: Workflow, done: Completion, deadline: Deadline) -> bytes:
-        node_id = workflow.node("alpha:output")
-        images = (done.outputs.get(node_id) or {}).get("images") or []
-        if len(images) != 1:
-            raise OutputError(f"the output node {node_id} produced {len(images)} images, expected 1")
-        local = self.outputs.local_file(images[0])
-        if local is not None:
-            # ComfyUI shares our disk; its HTTP server may be stalled by its own gc.collect() just now.
-            try:
-                return local.read_bytes()
-            except OSError as exc:
-                log.warning("could not read output %s (%s); asking ComfyUI for it", local.name, exc.strerror)
-        return self.client.view(images[0], deadline)

@@ -52,13 +52,14 @@ def _over(fraction: float, threshold: float) -> str:
     return percent(fraction, decimals)
 
 
-def decode(data: bytes) -> Image.Image:
-    """The output, loaded: a PNG in RGBA. Raises OutputError for anything else."""
+def decode(data: bytes, *, rgba: bool = True) -> Image.Image:
+    """The output, loaded: a PNG, in RGBA unless ``rgba`` is off (an opaque layer). Raises OutputError for
+    anything else."""
     try:
         with Image.open(io.BytesIO(data)) as image:
             if image.format != "PNG":
                 raise OutputError(f"the output is {image.format}, not PNG")
-            if image.mode != "RGBA":
+            if rgba and image.mode != "RGBA":
                 raise OutputError(f"the output PNG is {image.mode}, not RGBA: the workflow lost the alpha channel")
             image.load()
             return image

@@ -13,15 +13,30 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from handler import prompt_syntax
+from handler import image_input, prompt_syntax
 from handler.errors import InputError
-from handler.fields import Boolean, Choice, Field, Integer, Side, Sizes, Text, WorkflowName, kind, size_list
+from handler.fields import (
+    Boolean,
+    Choice,
+    Field,
+    ImageData,
+    Integer,
+    Side,
+    Sizes,
+    Text,
+    WorkflowName,
+    kind,
+    size_list,
+)
 
 MAX_SEED = 2**53 - 1  # the largest integer every JSON client represents exactly
 MIN_SIDE, MAX_SIDE = 64, 8192  # a sanity range; the workflow's sizes decide (check_size)
 MAX_TRIM_MARGIN = 512
 FORMATS = ("png", "webp")
 DELIVERIES = ("inline", "base64", "bucket")
+# A layer mode -> the input image it takes (a field, and the workflow marker ``alpha:<image>``).
+MODE_IMAGES: dict[str, str] = {"foreground": "background", "background": "foreground"}
+MODES = ("text", *MODE_IMAGES)
 
 
 def check_size(width: int, height: int, sizes: Sizes) -> None:
@@ -79,6 +94,29 @@ CONTRACT: tuple[Field, ...] = (
         "kept).",
     ),
     Choice(
+        name="mode",
+        values=MODES,
+        default="text",
+        description="`text`: a transparent image from the prompt. `foreground`: a transparent foreground that fits "
+        "the given `background`. `background`: a background that fits the given transparent `foreground`. The "
+        "layer modes also return the blended picture in `layers.blended`.",
+    ),
+    ImageData(
+        name="background",
+        only_with="mode",
+        only_value="foreground",
+        description="With `mode: foreground` (and only then): the background, as base64 or a data URI of a PNG, "
+        'JPEG or WebP; fitted to the nearest allowed size (README, "Layer modes").',
+    ),
+    ImageData(
+        name="foreground",
+        only_with="mode",
+        only_value="background",
+        need_alpha=True,
+        description="With `mode: background` (and only then): the transparent subject, as base64 or a data URI of "
+        "a PNG or WebP with an alpha channel that is not flat; fitted like `background`.",
+    ),
+    Choice(
         name="delivery",
         values=DELIVERIES,
         description="RunPod door only: `inline` (omitted: `url` is a data URI, and `image_base64`), `base64` "
@@ -106,9 +144,17 @@ def _check_together(first: str, second: str, values: Mapping[str, Any]) -> None:
 
 
 def _check_only_with(spec: Field, data: Mapping[str, Any], values: Mapping[str, Any]) -> None:
-    """A field that applies only when a boolean is true was given without it: refused, not ignored."""
-    if spec.only_with is not None and spec.name in data and values[spec.only_with] is not True:
-        raise spec.refuse(f"applies only with '{spec.only_with}': true")
+    """A field that applies only with another field's value was given without it: refused, not ignored (and
+    before its value is read: an image is not decoded only to be refused)."""
+    if spec.only_with is not None and spec.name in data and values[spec.only_with] != spec.only_value:
+        raise spec.refuse(f"applies only with {spec.condition}")
+
+
+def _check_mode_image(values: Mapping[str, Any]) -> None:
+    """A layer mode needs its image."""
+    image = MODE_IMAGES.get(values["mode"])
+    if image is not None and values[image] is None:
+        raise InputError(f"'{image}' is required with 'mode': \"{values['mode']}\"", field=image)
 
 
 @dataclass(frozen=True)
@@ -124,7 +170,16 @@ class Request:
     trim: bool = False
     trim_margin: int = 0
     format: str = "png"
+    mode: str = "text"
+    background: image_input.InputImage | None = None
+    foreground: image_input.InputImage | None = None
     delivery: str | None = None  # the RunPod door's; None: inline
+
+    @property
+    def image(self) -> image_input.InputImage | None:
+        """The layer mode's input image (``background`` or ``foreground``), or None in mode ``text``."""
+        name = MODE_IMAGES.get(self.mode)
+        return None if name is None else getattr(self, name)
 
     @classmethod
     def parse(cls, data: Any) -> Request:
@@ -132,10 +187,11 @@ class Request:
         data = _check_object(data)
         values: dict[str, Any] = {}
         for spec in CONTRACT:
+            _check_only_with(spec, data, values)
             values[spec.name] = spec.parse(data)
             if spec.together in values:  # the pair's second field: both are read now
                 _check_together(spec.together, spec.name, values)
-            _check_only_with(spec, data, values)
+        _check_mode_image(values)
         return cls(**values)
 
 
@@ -151,8 +207,12 @@ def input_schema(sizes: Sizes, workflows: Sequence[str] = (), *, without: Sequen
         "properties": properties,
         "dependentRequired": {spec.name: [spec.together] for spec in specs if spec.together},
         "dependentSchemas": {
-            spec.name: {"required": [spec.only_with], "properties": {spec.only_with: {"const": True}}}
+            spec.name: {"required": [spec.only_with], "properties": {spec.only_with: {"const": spec.only_value}}}
             for spec in specs
             if spec.only_with
         },
+        "allOf": [
+            {"if": {"required": ["mode"], "properties": {"mode": {"const": mode}}}, "then": {"required": [image]}}
+            for mode, image in MODE_IMAGES.items()
+        ],
     }

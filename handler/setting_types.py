@@ -91,6 +91,11 @@ def as_workflow(raw: str) -> Path:
     return as_path(value)
 
 
+def as_optional_workflow(raw: str) -> Path | None:
+    """A workflow name or path, or empty for none (the feature is off)."""
+    return as_workflow(raw) if raw.strip() else None
+
+
 def as_workflows(raw: str) -> tuple[Path, ...]:
     return tuple(as_workflow(part) for part in raw.split(",") if part.strip())
 

@@ -71,6 +71,12 @@ SPECS: tuple[Spec, ...] = (
     Spec("workflow_allowlist", "ALPHA_WORKFLOW_ALLOWLIST", "", types.as_workflows,
          "Workflows a request may pick with its `workflow` input (comma-separated names or paths); empty turns "
          "the `workflow` input off."),
+    Spec("foreground_workflow", "ALPHA_FOREGROUND_WORKFLOW", "alpha_foreground", types.as_optional_workflow,
+         "The workflow of `mode: foreground` (a transparent foreground for a given background); empty turns "
+         "the mode off."),
+    Spec("background_workflow", "ALPHA_BACKGROUND_WORKFLOW", "alpha_background", types.as_optional_workflow,
+         "The workflow of `mode: background` (a background for a given transparent foreground); empty turns "
+         "the mode off."),
     Spec("volume_dir", "ALPHA_VOLUME_DIR", "/runpod-volume", types.as_path,
          "Network volume; when `<volume>/models` exists, ComfyUI searches its `checkpoints/` and `layer_model/` "
          "first (LayerDiffuse loads from the first `layer_model` folder)."),
@@ -149,8 +155,8 @@ SPECS: tuple[Spec, ...] = (
          "Local alpha API: keep at most this many images (oldest pruned on each write).", "files"),
     Spec("serve_max_age_days", "ALPHA_SERVE_MAX_AGE_DAYS", "7", types.as_days,
          "Local alpha API: prune images older than this on each write.", "days"),
-    Spec("serve_max_body_bytes", "ALPHA_SERVE_MAX_BODY_BYTES", "65536", types.as_int_range(1024, 16 * 2**20),
-         "Local alpha API: largest request body accepted (413 above).", "bytes"),
+    Spec("serve_max_body_bytes", "ALPHA_SERVE_MAX_BODY_BYTES", str(10 * 2**20), types.as_int_range(1024, 16 * 2**20),
+         "Local alpha API: largest request body accepted (413 above); an input image travels in it.", "bytes"),
     Spec("test_models", "ALPHA_TEST_MODELS", "0", types.as_bool,
          "Test mode: run on generated random-weight models (CPU by default). Never in production."),
     Spec("test_models_cache", "ALPHA_TEST_MODELS_CACHE", str(CACHE / "testmodels"), types.as_path,
@@ -195,6 +201,8 @@ class Settings:
     models_dir: Path | None = _D["models_dir"]
     workflow: Path = _D["workflow"]
     workflow_allowlist: tuple[Path, ...] = _D["workflow_allowlist"]
+    foreground_workflow: Path | None = _D["foreground_workflow"]
+    background_workflow: Path | None = _D["background_workflow"]
     volume_dir: Path = _D["volume_dir"]
     gpu_preflight: bool = _D["gpu_preflight"]
     warmup: bool = _D["warmup"]
@@ -268,6 +276,18 @@ class Settings:
     @property
     def effective_output_dir(self) -> Path:
         return self.output_dir or self.comfyui_dir / "output"
+
+    @property
+    def input_dir(self) -> Path:
+        """ComfyUI's input folder (``--input-directory``), where a job's uploaded image lands: ours alone, beside
+        the outputs, so that a sweep finds every file a job left."""
+        return self.effective_output_dir / "alpha-input"
+
+    @property
+    def layer_workflows(self) -> dict[str, Path]:
+        """Layer mode -> its workflow, for the modes that are on."""
+        paths = {"foreground": self.foreground_workflow, "background": self.background_workflow}
+        return {mode: path for mode, path in paths.items() if path is not None}
 
     @property
     def effective_serve_dir(self) -> Path:

@@ -6,8 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from PIL import Image
+
+from handler.image_input import MAX_BASE64_CHARS, MAX_IMAGE_BYTES
+from tests.layer_images import BACKGROUND, FOREGROUND, background, encoded, png_header, raw, saved
+
 SEED_RANGE = "must be from 0 to 9007199254740991"
 NOT_OBJECT = "input must be a JSON object"
+LAYER_MODE = {mode: f'"{mode}"' for mode in ("text", "foreground", "background")}  # as the message quotes it
+WIDE = encoded(background((256, 128)))
 
 
 @dataclass(frozen=True)
@@ -226,6 +233,90 @@ CORPUS: list[BadInput] = [
     _bad("delivery-s3", {"prompt": "x", "delivery": "s3"}, "delivery", "'inline', 'base64', 'bucket', got 's3'"),
     _bad("delivery-int", {"prompt": "x", "delivery": 1}, "delivery", "'delivery' must be one of"),
     _bad("delivery-null", {"prompt": "x", "delivery": None}, "delivery", "got null"),
+    # the layer modes: mode, and its image (background or foreground)
+    _bad("mode-layers", {"prompt": "x", "mode": "layers"}, "mode", "'mode' must be one of 'text', 'foreground'"),
+    _bad("mode-null", {"prompt": "x", "mode": None}, "mode", "got null"),
+    _bad("mode-without-image", {"prompt": "x", "mode": "foreground"}, "background", "'background' is required"),
+    _bad(
+        "background-without-mode",
+        {"prompt": "x", "background": BACKGROUND},
+        "background",
+        f"'background' applies only with 'mode': {LAYER_MODE['foreground']}",
+    ),
+    _bad(
+        "both-images",
+        {"prompt": "x", "mode": "foreground", "background": BACKGROUND, "foreground": FOREGROUND},
+        "foreground",
+        f"'foreground' applies only with 'mode': {LAYER_MODE['background']}",
+    ),
+    _bad(
+        "image-with-workflow",
+        {"prompt": "x", "mode": "foreground", "background": BACKGROUND, "workflow": "alpha_txt2img"},
+        "workflow",
+        f"'workflow' applies only with 'mode': {LAYER_MODE['text']}",
+    ),
+    _bad("image-null", {"prompt": "x", "mode": "foreground", "background": None}, "background", "got null"),
+    _bad("image-not-base64", {"prompt": "x", "mode": "foreground", "background": "a cat!"}, "background", "base64"),
+    _bad(
+        "image-truncated",
+        {"prompt": "x", "mode": "foreground", "background": raw(saved(background())[:300])},
+        "background",
+        "'background' is truncated or corrupt",
+    ),
+    _bad(
+        "image-text-named-png",
+        {"prompt": "x", "mode": "foreground", "background": "data:image/png;base64," + raw(b"a glass apple\n" * 9)},
+        "background",
+        "'background' is not an image",
+    ),
+    _bad(
+        "image-gif",
+        {"prompt": "x", "mode": "foreground", "background": encoded(background(), "GIF")},
+        "background",
+        "is not a PNG, JPEG or WebP image (found GIF)",
+    ),
+    _bad(
+        "image-bomb",
+        {"prompt": "x", "mode": "foreground", "background": raw(png_header(30000, 30000))},
+        "background",
+        "the limit is 25000000",
+    ),
+    _bad(
+        "image-1x1",
+        {"prompt": "x", "mode": "foreground", "background": encoded(Image.new("RGB", (1, 1)))},
+        "background",
+        "is 1x1; each side must be at least 64 pixels",
+    ),
+    _bad(
+        "image-huge",
+        {"prompt": "x", "mode": "foreground", "background": raw(saved(background())[:64].ljust(MAX_IMAGE_BYTES + 1))},
+        "background",
+        f"bytes; the limit is {MAX_IMAGE_BYTES}",
+    ),
+    _bad(
+        "image-too-long",
+        {"prompt": "x", "mode": "foreground", "background": "A" * (MAX_BASE64_CHARS + 1)},
+        "background",
+        f"characters long; the limit is {MAX_BASE64_CHARS}",
+    ),
+    _bad(
+        "foreground-flat-alpha",
+        {"prompt": "x", "mode": "background", "foreground": encoded(Image.new("RGBA", (96, 96), (9, 9, 9, 255)))},
+        "foreground",
+        "every pixel's alpha is 255",
+    ),
+    _bad(
+        "foreground-jpeg",
+        {"prompt": "x", "mode": "background", "foreground": encoded(background(), "JPEG")},
+        "foreground",
+        "'foreground' has no alpha channel",
+    ),
+    _bad(
+        "image-wrong-size",
+        {"prompt": "x", "mode": "foreground", "background": WIDE, "width": 1024, "height": 1024},
+        "background",
+        "which fits 1344x768; it does not fit the requested 1024x1024",
+    ),
     # input that is not an object
     _bad("input-list", ["prompt"], None, f"{NOT_OBJECT}, got an array", 422),
     _bad("input-empty-list", [], None, f"{NOT_OBJECT}, got an array", 422),

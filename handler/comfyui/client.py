@@ -110,6 +110,21 @@ class ComfyClient:
             raise ComfyUnavailable(f"ComfyUI answered POST /prompt with HTTP {response.status_code}")
         return str(body["prompt_id"])
 
+    def upload_image(self, filename: str, data: bytes, deadline: Deadline) -> str:
+        """Put an input image into ComfyUI's input folder through its upload API; returns the name ComfyUI
+        stored it under, which a LoadImage node takes. ``overwrite`` keeps the name as given: ComfyUI would
+        otherwise rename a clash, and the job could not find its file to remove it."""
+        files = {"image": (filename, data, "image/png")}
+        form = {"type": "input", "overwrite": "true"}
+        response = self._http("POST", "/upload/image", deadline, files=files, data=form)
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code != 200 or not isinstance(body, dict) or body.get("name") != filename:
+            raise ComfyUnavailable(f"ComfyUI answered POST /upload/image with HTTP {response.status_code}")
+        return filename
+
     def history(self, prompt_id: str, deadline: Deadline) -> dict[str, Any] | None:
         entry = self._json("GET", f"/history/{prompt_id}", deadline).get(prompt_id)
         return entry if isinstance(entry, dict) else None

@@ -1,4 +1,5 @@
-"""ComfyUI's output folder, as far as jobs use it: read a job's saved image, and remove whatever a job saved.
+"""ComfyUI's output folder, as far as jobs use it: read a job's saved image, and remove whatever a job saved
+(and the input image it uploaded).
 
 ComfyUI keeps every output; the image travels in the response (or the job failed), so each job's files go
 once it is over: no job, failed or not, leaves a file behind. A cancelled prompt may still write after the
@@ -13,9 +14,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from handler.comfyui.client import ComfyClient
+from handler.comfyui.client import ComfyClient, Completion
 from handler.deadline import Deadline
-from handler.errors import AlphaError
+from handler.errors import AlphaError, OutputError
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +24,8 @@ QUEUE_TIMEOUT_S = 2.0
 
 
 class Outputs:
-    def __init__(self, folder: Path, client: ComfyClient) -> None:
-        self.folder, self.client = folder, client
+    def __init__(self, folder: Path, client: ComfyClient, inputs: Path | None = None) -> None:
+        self.folder, self.client, self.inputs = folder, client, inputs
         self._lock = threading.Lock()
         self._later: dict[str, str] = {}  # job key -> prompt id, for prompts that had not ended when swept
 
@@ -36,9 +37,24 @@ class Outputs:
         path = (root / str(image.get("subfolder") or "") / str(image.get("filename") or "")).resolve()
         return path if path.is_relative_to(root) and path.is_file() else None
 
+    def fetch(self, node_id: str, done: Completion, deadline: Deadline) -> bytes:
+        """The one image the node saved: read from the shared disk, else through ComfyUI's /view."""
+        images = (done.outputs.get(node_id) or {}).get("images") or []
+        if len(images) != 1:
+            raise OutputError(f"the output node {node_id} produced {len(images)} images, expected 1")
+        local = self.local_file(images[0])
+        if local is not None:
+            # ComfyUI shares our disk; its HTTP server may be stalled by its own gc.collect() just now.
+            try:
+                return local.read_bytes()
+            except OSError as exc:
+                log.warning("could not read output %s (%s); asking ComfyUI for it", local.name, exc.strerror)
+        return self.client.view(images[0], deadline)
+
     def sweep(self, key: str) -> None:
-        """Remove every file the job saved (``alpha_<key>_*``)."""
-        for path in self.folder.glob(f"alpha_{key}_*"):
+        """Remove every file the job saved or uploaded (``alpha_<key>_*``)."""
+        folders = [self.folder] if self.inputs is None else [self.folder, self.inputs]
+        for path in (p for folder in folders for p in folder.glob(f"alpha_{key}_*")):
             try:
                 path.unlink()
             except OSError as exc:

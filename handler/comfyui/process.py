@@ -84,6 +84,8 @@ class ComfyProcess:
             str(runtime / "frontend"),
             "--output-directory",
             str(s.effective_output_dir),
+            "--input-directory",
+            str(s.input_dir),
             "--verbose",
             s.comfyui_log_level,
             # No prompt or workflow text in the PNG: the prompt stays out of files, and each response is
@@ -134,6 +136,7 @@ class ComfyProcess:
             )
         self._runtime = self._write_runtime()
         self.settings.effective_output_dir.mkdir(parents=True, exist_ok=True)
+        self.settings.input_dir.mkdir(parents=True, exist_ok=True)
         out: Any = None
         if self.log_path is not None:
             self._log_file = self.log_path.open("ab")

@@ -302,7 +302,8 @@ def test_openapi_document_matches_the_routes(server: ServerThread) -> None:
     assert documented == routes
     assert set(doc["components"]["schemas"]["Error"]["properties"]["code"]["enum"]) == set(openapi.error_codes())
     schema = doc["paths"]["/alpha/v1/txt2img"]["post"]["requestBody"]["content"]["application/json"]["schema"]
-    offered = ["prompt", "negative_prompt", "seed", "width", "height", "trim", "trim_margin", "format"]
+    offered = ["prompt", "negative_prompt", "seed", "width", "height", "trim", "trim_margin", "format", "mode"]
+    offered += ["background", "foreground"]
     assert list(schema["properties"]) == offered, "every input field but 'delivery', which this door refuses"
     assert {
         (w, h) for w in schema["properties"]["width"]["enum"] for h in schema["properties"]["height"]["enum"]

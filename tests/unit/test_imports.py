@@ -18,6 +18,8 @@ CORE_MODULES = {
     "handler.supervisor",
     "handler.gpucheck",
     "handler.startgate",
+    "handler.layers",
+    "handler.results",
 }
 BOTTOM_MODULES = {
     "handler",
@@ -34,6 +36,7 @@ BOTTOM_MODULES = {
     "handler.fields",
     "handler.testmodels",
     "handler.prompt_syntax",
+    "handler.image_input",
 }
 
 

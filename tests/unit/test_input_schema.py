@@ -11,13 +11,15 @@ from typing import Any
 import pytest
 
 from handler.errors import InputError
-from handler.fields import Field, Side
+from handler.fields import Field, ImageData, Side
 from handler.generate import Generator
+from handler.image_input import MAX_BASE64_CHARS
 from handler.paths import REPO
 from handler.prompt_syntax import RULES
 from handler.request import CONTRACT, FIELDS, Request, input_schema
 from handler.settings import Settings
 from handler.workflow.graph import Workflow
+from tests.layer_images import BACKGROUND, FOREGROUND, offline
 
 SIZES = Workflow.load(Settings().workflow).sizes
 SHIPPED = [640, 768, 832, 896, 1024, 1152, 1216, 1344, 1536]
@@ -75,6 +77,28 @@ PINNED: dict[str, Any] = {
             "description": "`png`, or `webp`: lossless WebP, every pixel with alpha > 0 exact (RGB under alpha 0 is "
             "not kept).",
         },
+        "mode": {
+            "type": "string",
+            "enum": ["text", "foreground", "background"],
+            "default": "text",
+            "description": "`text`: a transparent image from the prompt. `foreground`: a transparent foreground that "
+            "fits the given `background`. `background`: a background that fits the given transparent `foreground`. "
+            "The layer modes also return the blended picture in `layers.blended`.",
+        },
+        "background": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_BASE64_CHARS,
+            "description": "With `mode: foreground` (and only then): the background, as base64 or a data URI of a "
+            'PNG, JPEG or WebP; fitted to the nearest allowed size (README, "Layer modes").',
+        },
+        "foreground": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_BASE64_CHARS,
+            "description": "With `mode: background` (and only then): the transparent subject, as base64 or a data URI "
+            "of a PNG or WebP with an alpha channel that is not flat; fitted like `background`.",
+        },
         "delivery": {
             "type": "string",
             "enum": ["inline", "base64", "bucket"],
@@ -83,7 +107,21 @@ PINNED: dict[str, Any] = {
         },
     },
     "dependentRequired": {"width": ["height"], "height": ["width"]},
-    "dependentSchemas": {"trim_margin": {"required": ["trim"], "properties": {"trim": {"const": True}}}},
+    "dependentSchemas": {
+        "trim_margin": {"required": ["trim"], "properties": {"trim": {"const": True}}},
+        "background": {"required": ["mode"], "properties": {"mode": {"const": "foreground"}}},
+        "foreground": {"required": ["mode"], "properties": {"mode": {"const": "background"}}},
+    },
+    "allOf": [
+        {
+            "if": {"required": ["mode"], "properties": {"mode": {"const": "foreground"}}},
+            "then": {"required": ["background"]},
+        },
+        {
+            "if": {"required": ["mode"], "properties": {"mode": {"const": "background"}}},
+            "then": {"required": ["foreground"]},
+        },
+    ],
 }
 
 
@@ -119,7 +157,7 @@ def test_size_enums_are_sorted_and_unique_per_axis() -> None:
 # A worker with named workflows: every field is offered, and what every door runs before it submits
 # (Request.parse, then Generator.pick: the allowlist and the width x height pair) is the validation.
 NAMED = tuple(REPO / "workflows" / f"{name}.json" for name in ("alpha_txt2img", "alpha_txt2img_conv"))
-GENERATOR = Generator(Settings().replace(workflow_allowlist=NAMED))
+GENERATOR = offline(Generator(Settings().replace(workflow_allowlist=NAMED)))
 SCHEMA = input_schema(SIZES, list(GENERATOR.allowed))
 PROPERTIES: dict[str, Any] = SCHEMA["properties"]
 # The keywords the probes below know; a new one in a field's schema needs its probes first.
@@ -168,14 +206,22 @@ def job(spec: Field, value: Any, accepted: bool) -> dict[str, Any]:
     makes an allowed size with an accepted value."""
     data: dict[str, Any] = {"prompt": "x", spec.name: value}
     if spec.only_with is not None:
-        data[spec.only_with] = True
+        data[spec.only_with] = spec.only_value
+    layer = [inputs for inputs in LAYER_INPUTS.values() if spec.name == "mode" and inputs["mode"] == value]
+    data.update(*layer)  # a layer mode comes with its image
     if isinstance(spec, Side) and spec.together is not None:
         size = next(size for size in SIZES if not accepted or size[spec.axis] == value)
         data[spec.together] = size[1 - spec.axis]
     return data
 
 
-CASES = [(spec, value, ok) for spec in CONTRACT for value, ok in probes(PROPERTIES[spec.name])]
+# An image field's string is an image beyond what a schema states (tests/unit/test_image_input.py, the corpus).
+CASES = [
+    (spec, value, ok)
+    for spec in CONTRACT
+    if not isinstance(spec, ImageData)
+    for value, ok in probes(PROPERTIES[spec.name])
+]
 
 
 def case_id(spec: Field, value: Any, accepted: bool) -> str:
@@ -204,25 +250,46 @@ def test_the_schema_states_every_declared_field_and_no_other() -> None:
     assert caught.value.field == "sampler"
 
 
+TEXT_INPUT = {
+    "prompt": "x",
+    "negative_prompt": "y",
+    "seed": 1,
+    "width": 1024,
+    "height": 1024,
+    "workflow": "alpha_txt2img",
+    "trim": True,
+    "trim_margin": 8,
+    "format": "webp",
+    "delivery": "base64",
+}
+LAYER_INPUTS = {
+    "background": {"mode": "foreground", "background": BACKGROUND},
+    "foreground": {"mode": "background", "foreground": FOREGROUND},
+}
+
+
+def full_input(name: str) -> dict[str, Any]:
+    """Every field that can go with ``name``: a layer mode's take its image, and no named workflow."""
+    if name not in ("mode", *LAYER_INPUTS):
+        return dict(TEXT_INPUT)
+    full = {key: value for key, value in TEXT_INPUT.items() if key not in ("workflow", "width", "height")}
+    return {**full, **LAYER_INPUTS[name if name != "mode" else "background"]}
+
+
 @pytest.mark.parametrize("name", FIELDS)
 def test_required_fields_are_the_schemas(name: str) -> None:
-    full = {
-        "prompt": "x",
-        "negative_prompt": "y",
-        "seed": 1,
-        "width": 1024,
-        "height": 1024,
-        "workflow": "alpha_txt2img",
-        "trim": True,
-        "trim_margin": 8,
-        "format": "webp",
-        "delivery": "base64",
-    }
-    assert list(full) == list(FIELDS) and validate(full)
+    full = full_input(name)
+    assert name in full and validate(full)
     del full[name]
     dependent = SCHEMA["dependentRequired"].get(name, [])
     needed_by = [other for other, rule in SCHEMA["dependentSchemas"].items() if name in rule["required"]]
-    if name in SCHEMA["required"] or dependent or needed_by:
+    by_mode = [
+        image
+        for rule in SCHEMA["allOf"]
+        if full.get("mode") == rule["if"]["properties"]["mode"]["const"]
+        for image in rule["then"]["required"]
+    ]
+    if name in SCHEMA["required"] or dependent or needed_by or name in by_mode:
         with pytest.raises(InputError) as caught:
             validate(full)
         assert caught.value.field in {name, *needed_by}
@@ -230,12 +297,16 @@ def test_required_fields_are_the_schemas(name: str) -> None:
         assert getattr(validate(full), name) == PROPERTIES[name].get("default")
 
 
+def test_every_field_is_in_some_full_input() -> None:
+    assert set(TEXT_INPUT) | {key for layer in LAYER_INPUTS.values() for key in layer} == set(FIELDS)
+
+
 @pytest.mark.parametrize("trim", [False, None], ids=["trim-false", "trim-absent"])
 def test_a_field_that_needs_a_true_boolean_is_refused_without_it(trim: bool | None) -> None:
     """``dependentSchemas``: trim_margin only with trim: true, refused (not ignored) otherwise, by its own name."""
-    (spec,) = [s for s in CONTRACT if s.only_with]
+    (spec,) = [s for s in CONTRACT if s.only_with == "trim"]
     needs = str(spec.only_with)
-    assert SCHEMA["dependentSchemas"] == {spec.name: {"required": [needs], "properties": {needs: {"const": True}}}}
+    assert SCHEMA["dependentSchemas"][spec.name] == {"required": [needs], "properties": {needs: {"const": True}}}
     data: dict[str, Any] = {"prompt": "x", spec.name: 0}
     if trim is not None:
         data[needs] = trim

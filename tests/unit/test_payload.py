@@ -21,7 +21,8 @@ from runpod.serverless.modules.rp_job import run_job
 from handler.doors.runpod.payload import check_delivery, output_size, success_output
 from handler.doors.runpod.worker import make_handler
 from handler.errors import InputError, OutputTooLarge, UploadFailed, error_body
-from handler.generate import Generator, Result
+from handler.generate import Generator
+from handler.results import Layer, Result
 from handler.settings import Settings
 from tests.fake_s3 import FakeS3
 from tests.helpers import ServerThread, assert_error
@@ -294,3 +295,55 @@ def test_bucket_delivery_needs_a_bucket(s3: tuple[FakeS3, ServerThread]) -> None
     for delivery in (None, "inline", "base64"):
         check_delivery(delivery, Settings())
     check_delivery("bucket", bucket_settings(s3[1]))
+
+
+BLENDED_NAME = "alpha_" + "ab" * 16 + "_blended.png"
+
+
+def layered(size: int = 64) -> Result:
+    """A layer mode's result: the main image and the blended picture."""
+    return Result(
+        image=png_bytes(size),
+        filename=FILENAME,
+        info={"seed": 3, "mode": "foreground"},
+        layers={"blended": Layer(png_bytes(size), BLENDED_NAME, "image/png")},
+    )
+
+
+def test_each_layer_comes_in_the_delivery_and_is_counted() -> None:
+    done = layered()
+    blended = base64.b64encode(done.layers["blended"].image).decode()
+    inline = success_output(done, Settings(), "job-l")
+    assert inline["layers"] == {
+        "blended": {"url": f"data:image/png;base64,{blended}", "image_base64": blended, "filename": BLENDED_NAME}
+    }
+    once = success_output(done, Settings(), "job-l", "base64")
+    assert once["layers"] == {"blended": {"image_base64": blended, "filename": BLENDED_NAME}}
+    for output in (inline, once):
+        exact = len(json.dumps({"output": output}, ensure_ascii=False).encode())
+        assert output_size(output, base64_keys=("url", "image_base64")) == exact, "nested base64 counted"
+    assert f"<{len(blended)} characters>" in repr(inline) and blended[:40] not in repr(inline), "no base64 in logs"
+
+
+def test_the_size_guard_counts_the_layers_and_says_what_fits() -> None:
+    done = layered(256)  # about 2 x 262 KB of noise: 4 x 350 KB inline, 2 x 350 KB as base64
+    alone = success_output(Result(done.image, done.filename, done.info), Settings(), "job-l")
+    limit = output_size(alone, base64_keys=("url", "image_base64")) + 1000
+    with pytest.raises(OutputTooLarge) as caught:
+        success_output(done, Settings().replace(max_output_bytes=limit), "job-l")
+    message = caught.value.message
+    assert f"and a {len(done.layers['blended'].image)}-byte blended" in message
+    assert "delivery 'base64' would fit" in message and "each image once" in message
+
+
+def test_bucket_delivery_uploads_every_layer(s3: tuple[FakeS3, ServerThread]) -> None:
+    fake, server = s3
+    done = layered()
+    output = success_output(done, bucket_settings(server), "job-b", "bucket")
+    assert set(output["layers"]["blended"]) == {"url", "filename"}
+    assert fake.objects == {
+        f"alpha-results/job-b/{FILENAME}": done.image,
+        f"alpha-results/job-b/{BLENDED_NAME}": done.layers["blended"].image,
+    }
+    with urllib.request.urlopen(output["layers"]["blended"]["url"], timeout=10) as response:
+        assert response.read() == done.layers["blended"].image

@@ -11,6 +11,7 @@ from handler.settings import Settings
 from handler.workflow.graph import Workflow
 from tests.cases import BAD_BODIES, CORPUS, VALID_PROMPTS, BadInput
 from tests.helpers import assert_error
+from tests.layer_images import offline
 
 SIZES = Workflow.load(Settings().workflow).sizes
 
@@ -53,7 +54,7 @@ def test_limits_are_inclusive() -> None:
     assert Request.parse({"prompt": "p" * 2000, "negative_prompt": "n" * 2000, "seed": 0}).seed == 0
 
 
-GENERATOR = Generator(Settings())
+GENERATOR = offline(Generator(Settings()))
 
 
 @pytest.mark.parametrize("case", CORPUS, ids=[c.id for c in CORPUS])

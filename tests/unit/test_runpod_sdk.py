@@ -23,8 +23,8 @@ from handler.doors.runpod import worker
 from handler.doors.runpod.drain import Drain, InFlight, JobCancel
 from handler.doors.runpod.progress import ProgressUpdates, progress_body
 from handler.errors import JobCancelled
-from handler.generate import Result
 from handler.request import Request
+from handler.results import Result
 from handler.settings import Settings
 from handler.supervisor import DRAIN_SIGNAL
 from tests.helpers import assert_error

@@ -12,7 +12,7 @@ from handler.asset import MIME_TYPES
 from handler.doors.alpha.store import NAME
 from handler.errors import statuses
 from handler.png import AlphaStats
-from handler.request import FORMATS, input_schema
+from handler.request import FORMATS, MODES, input_schema
 
 PREFIX = "/alpha/v1"
 FILENAME_LINK = "$response.body#/filename"
@@ -139,6 +139,7 @@ def _info() -> dict[str, Any]:
             "properties": alpha,
             "description": "The returned image's alpha figures (after a trim: the cut's), `bbox` the canvas's.",
         },
+        "mode": {"enum": list(MODES), "description": "The request's mode."},
         "format": {"enum": list(FORMATS)},
         "mime_type": {"enum": list(MIME_TYPES.values())},
         "crop": _box("With `trim`: the box cut from the canvas, margin included."),
@@ -150,7 +151,7 @@ def _info() -> dict[str, Any]:
             "description": "Every seed tried; `rejected` says why the transparency check refused one.",
         },
     }
-    required = [*("seed", "width", "height", "workflow", "prompt_id", "alpha", "format", "mime_type")]
+    required = [*("seed", "width", "height", "workflow", "mode", "prompt_id", "alpha", "format", "mime_type")]
     return {"type": "object", "required": [*required, "timings_ms", "versions", "attempts"], "properties": properties}
 
 
@@ -165,6 +166,23 @@ def _schemas() -> dict[str, Any]:
                 "url": {"type": "string", "pattern": f"^{PREFIX}/file/{NAME.pattern}$"},
                 "filename": {"type": "string", "pattern": f"^{NAME.pattern}$"},
                 "info": _info(),
+                "layers": {
+                    "type": "object",
+                    "description": "Layer modes: the other images, in the request's format (`blended`: the picture "
+                    "with both layers).",
+                    "additionalProperties": False,
+                    "properties": {
+                        "blended": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "required": ["url", "filename"],
+                            "properties": {
+                                "url": {"type": "string", "pattern": f"^{PREFIX}/file/{NAME.pattern}$"},
+                                "filename": {"type": "string", "pattern": f"^{NAME.pattern}$"},
+                            },
+                        }
+                    },
+                },
             },
         },
         "Error": {

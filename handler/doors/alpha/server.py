@@ -100,7 +100,8 @@ async def txt2img(request: web.Request) -> web.Response:
     jlog = JobLog(log, job_id)
     try:
         data = await _json_body(request)
-        job = Request.parse(data)
+        # An input image is decoded and checked here: off the event loop, which serves other requests meanwhile.
+        job = await in_thread(lambda: Request.parse(data), name="alpha-parse")
         if job.delivery is not None:
             raise InputError(
                 "'delivery' does not apply to the alpha API: it answers with the file's URL; omit it", field="delivery"
@@ -118,8 +119,15 @@ async def txt2img(request: web.Request) -> web.Response:
                 result = generator.generate(job, job_id=job_id, deadline=deadline, cancel=cancel)
                 if cancel.is_set():
                     raise JobCancelled("the client went away")
+                stored = {name: store.save(layer.filename, layer.image) for name, layer in result.layers.items()}
                 store.save(result.filename, result.image)
-                return {"url": f"{PREFIX}/file/{result.filename}", "filename": result.filename, "info": result.info}
+                body = {"url": f"{PREFIX}/file/{result.filename}", "filename": result.filename, "info": result.info}
+                if stored:
+                    body["layers"] = {
+                        name: {"url": f"{PREFIX}/file/{path.name}", "filename": path.name}
+                        for name, path in stored.items()
+                    }
+                return body
 
             return web.json_response(await in_thread(run), headers={"X-Request-Id": job_id})
         except asyncio.CancelledError:

@@ -22,7 +22,7 @@ from handler.asset import MIME_TYPES
 
 log = logging.getLogger(__name__)
 
-NAME = re.compile(r"alpha_[0-9a-f]{32}\.(?:png|webp)")
+NAME = re.compile(r"alpha_[0-9a-f]{32}(?:_blended)?\.(?:png|webp)")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_FILE_BYTES = 64 * 2**20
 TEMP_PREFIX = ".tmp-"

@@ -7,6 +7,9 @@ presigned URL, with no base64. RunPod sends the output as UTF-8 JSON (``{"output
 on ``/run``, 20 MB on ``/runsync``); an output over ``ALPHA_MAX_OUTPUT_BYTES`` would be lost there. Then, with
 a bucket configured (``BUCKET_ENDPOINT_URL``), the image is uploaded instead; without one the job fails with
 ``output_too_large``, saying which delivery would fit. A success output always carries the image or its URL.
+
+A layer mode's other images (the blended picture) go under ``layers``, each in the same delivery mode, and
+count towards the limit.
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from handler.errors import InputError, OutputError, OutputTooLarge, UploadFailed
-from handler.generate import Result
 from handler.logs import JobLog
+from handler.results import Result
 from handler.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,23 +44,39 @@ class Output(dict[str, Any]):
     image, so that costs nothing and a DEBUG log never carries base64."""
 
     def __repr__(self) -> str:
-        return repr(
-            {
-                key: f"<{len(value)} characters>" if isinstance(value, str) and len(value) > REPR_MAX_CHARS else value
-                for key, value in self.items()
-            }
-        )
+        return repr(_shortened(dict(self)))
+
+
+def _shortened(value: Any) -> Any:
+    """Long strings named by their length, at any depth of dicts (``layers``)."""
+    if isinstance(value, dict):
+        return {key: _shortened(item) for key, item in value.items()}
+    if isinstance(value, str) and len(value) > REPR_MAX_CHARS:
+        return f"<{len(value)} characters>"
+    return value
+
+
+def _blanked(value: Any, base64_keys: tuple[str, ...]) -> tuple[Any, int]:
+    """The value with its base64 strings (at any depth of dicts) emptied, and their total length."""
+    if not isinstance(value, dict):
+        return value, 0
+    blank, length = {}, 0
+    for key, item in value.items():
+        if key in base64_keys and isinstance(item, str):
+            blank[key], length = "", length + len(item)
+        else:
+            blank[key], inner = _blanked(item, base64_keys)
+            length += inner
+    return blank, length
 
 
 def output_size(output: dict[str, Any], *, base64_keys: tuple[str, ...] = ()) -> int:
     """Bytes of the output as RunPod sends it: ``{"output": ...}`` as JSON (``ensure_ascii=False``), UTF-8.
-    ``base64_keys`` name values that are base64 text (or a data URL of it), which JSON writes verbatim, so
-    they count as their length: serialising the image twice over only to measure it cost 3-13 ms a job at
-    1024x1024 (bench/output_cost.py)."""
-    rest = {key: "" if key in base64_keys else value for key, value in output.items()}
-    return len(json.dumps({"output": rest}, ensure_ascii=False).encode("utf-8")) + sum(
-        len(output[key]) for key in base64_keys if key in output
-    )
+    ``base64_keys`` name values that are base64 text (or a data URL of it), at any depth (``layers``), which JSON
+    writes verbatim, so they count as their length: serialising the image twice over only to measure it cost
+    3-13 ms a job at 1024x1024 (bench/output_cost.py)."""
+    rest, length = _blanked(output, base64_keys)
+    return len(json.dumps({"output": rest}, ensure_ascii=False).encode("utf-8")) + length
 
 
 def check_delivery(delivery: str | None, settings: Settings) -> None:
@@ -70,11 +89,23 @@ def check_delivery(delivery: str | None, settings: Settings) -> None:
         )
 
 
+def _encoded(image: bytes, mime_type: str, delivery: str) -> dict[str, str]:
+    """An image as base64: in ``image_base64``, and for ``inline`` also as a data URI in ``url``."""
+    encoded = base64.b64encode(image).decode("ascii")
+    url = {"url": f"data:{mime_type};base64,{encoded}"} if delivery == "inline" else {}
+    return {**url, "image_base64": encoded}
+
+
 def base64_output(result: Result, delivery: str) -> Output:
-    """The image as base64: in ``image_base64``, and for ``inline`` also as a data URI in ``url``."""
-    encoded = base64.b64encode(result.image).decode("ascii")
-    url = {"url": f"data:{result.mime_type};base64,{encoded}"} if delivery == "inline" else {}
-    return Output(status="success", **url, image_base64=encoded, filename=result.filename, info=result.info)
+    """The image (and each layer) as base64, in the delivery's keys."""
+    output = Output(status="success", **_encoded(result.image, result.mime_type, delivery))
+    output.update(filename=result.filename, info=result.info)
+    if result.layers:
+        output["layers"] = {
+            name: {**_encoded(layer.image, layer.mime_type, delivery), "filename": layer.filename}
+            for name, layer in result.layers.items()
+        }
+    return output
 
 
 def _measured(output: Output) -> int:
@@ -93,8 +124,9 @@ def success_output(result: Result, settings: Settings, job_id: str, delivery: st
     if size <= limit:
         return output
     kind = KINDS.get(result.mime_type, result.mime_type)
+    layers = "".join(f" and a {len(layer.image)}-byte {name}" for name, layer in result.layers.items())
     too_large = (
-        f"the output is {size} bytes (a {len(result.image)}-byte {kind}, sent "
+        f"the output is {size} bytes (a {len(result.image)}-byte {kind}{layers}, sent "
         f"{'twice' if delivery == 'inline' else 'once'} as base64); the limit is {limit} bytes "
         "(ALPHA_MAX_OUTPUT_BYTES)"
     )
@@ -107,18 +139,27 @@ def success_output(result: Result, settings: Settings, job_id: str, delivery: st
 def _what_fits(result: Result, delivery: str, limit: int) -> str:
     """The advice in an output_too_large error: the delivery that would fit, or a bucket."""
     if delivery == "inline" and (size := _measured(base64_output(result, "base64"))) <= limit:
-        return f"delivery 'base64' would fit ({size} bytes: the image once), or 'bucket' with a bucket configured"
+        each = "each image" if result.layers else "the image"
+        return f"delivery 'base64' would fit ({size} bytes: {each} once), or 'bucket' with a bucket configured"
     return "set BUCKET_ENDPOINT_URL and the other bucket settings to upload large images instead"
 
 
 def uploaded_output(result: Result, settings: Settings, job_id: str) -> Output:
-    """The image uploaded to the bucket; ``url`` is its presigned URL."""
+    """The image (and each layer) uploaded to the bucket; ``url`` is its presigned URL."""
     output = Output(
         status="success",
         url=upload(result.image, result.filename, job_id, settings, content_type=result.mime_type),
         filename=result.filename,
         info=result.info,
     )
+    if result.layers:
+        output["layers"] = {
+            name: {
+                "url": upload(layer.image, layer.filename, job_id, settings, content_type=layer.mime_type),
+                "filename": layer.filename,
+            }
+            for name, layer in result.layers.items()
+        }
     size, limit = output_size(output), settings.max_output_bytes
     if size > limit:
         raise OutputTooLarge(
