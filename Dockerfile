@@ -11,6 +11,8 @@
 # Build arguments:
 #   BAKE_MODELS=1  bake the weights into the image (default); 0 builds an image that reads them
 #                  from a RunPod network volume instead (<ALPHA_VOLUME_DIR>/models, see DEPLOYMENT.md).
+#   LAYER_MODES=   also bake the files of these layer modes, comma-separated: foreground (4.3 GB),
+#                  background (1.4 GB); empty (default): none. DEPLOYMENT.md, "Layer modes".
 # Build secrets (BuildKit; never in a layer, both optional for public models):
 #   civitai_token, hf_token    e.g. --secret id=civitai_token,env=CIVITAI_TOKEN
 
@@ -80,6 +82,7 @@ RUN scripts/install_requirements.sh
 # secret files (a missing one means no token); they never reach a layer, the image's environment
 # or its history.
 ARG BAKE_MODELS=1
+ARG LAYER_MODES=
 COPY pins/models.json pins/
 COPY handler/__init__.py handler/logs.py handler/paths.py handler/settings.py handler/setting_types.py \
      handler/testmodels.py handler/
@@ -88,7 +91,7 @@ COPY handler/models/__init__.py handler/models/__main__.py handler/models/downlo
 RUN --mount=type=secret,id=civitai_token --mount=type=secret,id=hf_token \
     case "${BAKE_MODELS}" in \
       1) CIVITAI_TOKEN_FILE=/run/secrets/civitai_token HF_TOKEN_FILE=/run/secrets/hf_token \
-         .venv/bin/python -m handler.models fetch --dest /opt/models ;; \
+         .venv/bin/python -m handler.models fetch --dest /opt/models --modes="${LAYER_MODES}" ;; \
       0) echo "BAKE_MODELS=0: no weights baked; the worker reads them from the network volume" ;; \
       *) echo "BAKE_MODELS must be 1 or 0, not '${BAKE_MODELS}'" >&2; exit 2 ;; \
     esac

@@ -17,6 +17,12 @@ variable "VERSION" {
   default = "0.1.0"
 }
 
+variable "LAYER_MODES" {
+  # Layer modes whose files the baked image also holds: "foreground", "background" or both, comma-separated;
+  # empty (default): none. DEPLOYMENT.md, "Layer modes".
+  default = ""
+}
+
 group "default" {
   targets = ["baked", "volume"]
 }
@@ -37,6 +43,7 @@ target "baked" {
   inherits = ["_common"]
   args = {
     BAKE_MODELS = "1"
+    LAYER_MODES = "${LAYER_MODES}"
   }
   tags = ["${IMAGE}:${VERSION}"]
 }

@@ -15,7 +15,14 @@ CHECKPOINT = ("checkpoints", "juggernautXL_version6Rundiffusion.safetensors")
 ATTN_INJECTION = ("layer_model", "layer_xl_transparent_attn.safetensors")
 CONV_INJECTION = ("layer_model", "layer_xl_transparent_conv.safetensors")
 TRANSPARENT_DECODER = ("layer_model", "vae_transparent_decoder.safetensors")
-FILES = (CHECKPOINT, ATTN_INJECTION, CONV_INJECTION, TRANSPARENT_DECODER)
+# The layer modes' files (LayeredDiffusionCondApply: *2ble; LayeredDiffusionDiffApply: *ble2*), each with the
+# input channels its UNet's first conv takes: the noise latent plus the one or two latents concatenated to it.
+FG2BLE = ("layer_model", "layer_xl_fg2ble.safetensors")
+BG2BLE = ("layer_model", "layer_xl_bg2ble.safetensors")
+FGBLE2BG = ("layer_model", "layer_xl_fgble2bg.safetensors")
+BGBLE2FG = ("layer_model", "layer_xl_bgble2fg.safetensors")
+LAYER_INPUT_CHANNELS = {FG2BLE: 8, BG2BLE: 8, FGBLE2BG: 12, BGBLE2FG: 12}
+FILES = (CHECKPOINT, ATTN_INJECTION, CONV_INJECTION, TRANSPARENT_DECODER, *LAYER_INPUT_CHANNELS)
 COMPLETE = "COMPLETE"
 
 

@@ -10,6 +10,10 @@ it to download it again): the fetcher never replaces a file it did not write.
 An entry without a pinned sha256 is downloaded and its sha256 and size reported,
 to be copied into the manifest.
 
+Optional entries are left out unless named (``--only``) or needed by a layer
+mode asked for with ``--modes foreground,background`` (an empty list asks for
+none, so a build argument can pass it as is).
+
 ``check`` verifies a populated folder (a network volume, say) without
 downloading. Both print one line per file on stdout and exit 1 if any file is
 missing, wrong or could not be fetched (2 for a bad manifest or setting).
@@ -187,15 +191,25 @@ class Fetcher:
         return Outcome(entry, "fetched", f"verified, {size} bytes from {host}")
 
 
-def _select(entries: list[ModelFile], only: Sequence[str] | None) -> list[ModelFile]:
-    """The named entries, or by default every entry that is not optional."""
-    if not only:
-        return [entry for entry in entries if not entry.optional]
-    unknown = sorted(set(only) - {entry.name for entry in entries})
+def _select(entries: list[ModelFile], only: Sequence[str] | None, modes: Sequence[str] = ()) -> list[ModelFile]:
+    """The named entries (by default every entry that is not optional), and those the given modes need."""
+    unknown = sorted(set(only or ()) - {entry.name for entry in entries})
     if unknown:
         known = ", ".join(entry.name for entry in entries)
         raise ManifestError(f"not in the manifest: {', '.join(unknown)} (it lists {known})")
-    return [entry for entry in entries if entry.name in only]
+    known_modes = sorted({mode for entry in entries for mode in entry.modes})
+    unknown = sorted(set(modes) - set(known_modes))
+    if unknown:
+        raise ManifestError(f"unknown layer mode(s): {', '.join(unknown)} (the manifest has {', '.join(known_modes)})")
+    return [
+        entry
+        for entry in entries
+        if (entry.name in only if only else not entry.optional) or set(entry.modes) & set(modes)
+    ]
+
+
+def _mode_list(value: str) -> list[str]:
+    return [mode.strip() for mode in value.split(",") if mode.strip()]
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -219,6 +233,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             metavar="NAME",
             help="only these file names (optional entries are fetched only when named)",
         )
+        command.add_argument(
+            "--modes",
+            type=_mode_list,
+            default=[],
+            metavar="MODE,...",
+            help="also the files these layer modes need (foreground, background); empty: none",
+        )
     return parser.parse_args(argv)
 
 
@@ -229,12 +250,13 @@ def main(argv: Sequence[str] | None = None, settings: Settings | None = None) ->
         logs.configure(settings.log_level)
     dest = (args.dest or settings.models_dir or settings.comfyui_dir / "models").expanduser().resolve()
     try:
-        entries = _select(load(args.manifest), args.only)
+        entries = _select(load(args.manifest), args.only, args.modes)
         found = tokens(settings) if args.command == "fetch" else {}
     except ManifestError as exc:
         log.error("%s", exc)
         return 2
-    log.info("%s: %d file(s) in %s", args.command, len(entries), dest)
+    modes = f" (layer modes: {', '.join(args.modes)})" if args.modes else ""
+    log.info("%s: %d file(s) in %s%s", args.command, len(entries), dest, modes)
     if args.command == "check":
         outcomes = [verify(entry, dest) for entry in entries]
     else:

@@ -5,6 +5,8 @@ One entry per file: ``name``, ``folder`` (under ComfyUI's ``models/``), ``size``
 fetcher's report), ``urls`` tried in order, and ``auth``, the token kind sent to
 them (``civitai``, ``huggingface`` or null). A URL may also be written as
 ``{"url": ..., "auth": ...}`` when a mirror needs another token than the entry.
+An ``optional`` entry is fetched only when named; one with ``modes`` (the layer
+modes that need it, e.g. ``["foreground"]``) also when one of those modes is.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ MANIFEST = REPO / "pins" / "models.json"
 TOKEN_VARS = {"civitai": ("CIVITAI_TOKEN", "CIVITAI_TOKEN_FILE"), "huggingface": ("HF_TOKEN", "HF_TOKEN_FILE")}
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_MODE = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 
 class ManifestError(ValueError):
@@ -46,8 +49,10 @@ class ModelFile:
     size: int | None
     sha256: str | None
     sources: tuple[Source, ...]
-    # Needed only by a non-default workflow: fetched and checked only when named (``--only``).
+    # Needed only by a non-default workflow: fetched and checked only when named (``--only``)
+    # or when one of its layer ``modes`` is (``--modes``).
     optional: bool = False
+    modes: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -73,6 +78,16 @@ def _source(raw: Any, entry_auth: str | None, where: str) -> Source:
     return Source(url, auth)
 
 
+def _modes(raw: Any, optional: bool, where: str) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not raw or not all(isinstance(m, str) and _MODE.match(m) for m in raw):
+        raise ManifestError(f"{where}: modes must be a non-empty list of lowercase mode names")
+    if not optional:
+        raise ManifestError(f"{where}: modes needs optional: true (a default file is fetched in every mode)")
+    return tuple(raw)
+
+
 def _entry(raw: Any, index: int) -> ModelFile:
     where = f"models[{index}]"
     if not isinstance(raw, dict):
@@ -92,9 +107,10 @@ def _entry(raw: Any, index: int) -> ModelFile:
     optional = raw.get("optional", False)
     if not isinstance(optional, bool):
         raise ManifestError(f"{where}: optional must be true or false")
+    modes = _modes(raw.get("modes"), optional, where)
     entry_auth = _auth(raw.get("auth"), where)
     sources = tuple(_source(url, entry_auth, where) for url in urls)
-    return ModelFile(str(name), str(folder), size, sha256, sources, optional)
+    return ModelFile(str(name), str(folder), size, sha256, sources, optional, modes)
 
 
 def load(path: Path = MANIFEST) -> list[ModelFile]:

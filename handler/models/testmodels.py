@@ -22,6 +22,21 @@ real ones, so that the production workflow runs unchanged on a CPU:
   node and ComfyUI read).
 * ``layer_model/vae_transparent_decoder.safetensors``: the transparent VAE
   decoder with its real architecture; it loads strictly.
+* ``layer_model/layer_xl_{fg2ble,bg2ble,fgble2bg,bgble2fg}.safetensors``: the
+  layer modes' files, as ``diffusion_model.<key>::diff::0`` weight deltas: the
+  input conv ``input_blocks.0.0.weight`` at (320, 8, 3, 3) (*2ble) or (320, 12,
+  3, 3) (*ble2*), which ComfyUI pads the UNet's 4-channel conv to, its extra
+  channels (the node's c_concat latents) as strong as the noise channels so that
+  the input image shows in the output; and the biases and norm scales of the
+  ResBlocks, down/upsamplers and ``out``. Known offline: those shapes; that the
+  real files hold ``::diff::`` deltas only, no ``::lora::`` factors (a public
+  converter of all four to diffusers keys strips ``::diff::N`` and maps UNet
+  keys, nothing else, and images made with its output are published); that
+  fg2ble and fgble2bg (702 MB, as is bg2ble) touch only the input conv,
+  ResBlocks, down/upsamplers and ``out`` (its first version, run on those two,
+  refused any other key). Assumed: bgble2fg (3.62 GB, the conv file's size) also
+  covers the transformer blocks (the later converter maps their keys). The real
+  files' full deltas of those weights are left out: a few hundred KB each.
 
 The cache folder (``handler.testmodels``, which the settings use to find it) is
 keyed by a hash of this file, so a change to the generator makes a new folder.
@@ -48,6 +63,7 @@ from handler.testmodels import (
     CHECKPOINT,
     COMPLETE,
     CONV_INJECTION,
+    LAYER_INPUT_CHANNELS,
     TRANSPARENT_DECODER,
     is_complete,
     models_dir,
@@ -61,6 +77,9 @@ LORA_RANK = 64
 LORA_STD = 0.05
 # Scale of the conv deltas, relative to each weight's own spread.
 DIFF_SCALE = 0.3
+CONV_IN = "diffusion_model.input_blocks.0.0.weight"
+# Spread of the layer files' deltas of biases and norm scales (the test UNet's are 0 and 1).
+SMALL_DIFF_STD = 0.02
 SDXL_UNET = {
     "use_checkpoint": False,
     "image_size": 32,
@@ -115,8 +134,25 @@ def _half(state: dict[str, Any]) -> dict[str, Any]:
     return {k: (v.half() if v.is_floating_point() else v).contiguous() for k, v in state.items()}
 
 
-def _build_checkpoint(torch: Any, full: bool) -> tuple[dict[str, Any], list[tuple[str, int, int]], dict[str, Any]]:
-    """The SDXL checkpoint's state dict, every attention projection (key, out, in), and every conv weight."""
+def _resnet_side_1d(unet: Any) -> dict[str, Any]:
+    """The biases and norm scales of the input conv, ResBlocks, down/upsamplers and ``out``, by patch key."""
+    from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, ResBlock, Upsample
+
+    found = {}
+    for name, module in unet.named_modules():
+        if isinstance(module, ResBlock | Downsample | Upsample) or name in ("input_blocks.0.0", "out"):
+            for param_name, param in module.named_parameters():
+                if param.ndim == 1:
+                    found[f"diffusion_model.{name}.{param_name}"] = param.detach()
+    return found
+
+
+Built = tuple[dict[str, Any], list[tuple[str, int, int]], dict[str, Any], dict[str, Any]]
+
+
+def _build_checkpoint(torch: Any, full: bool) -> Built:
+    """The SDXL checkpoint's state dict, every attention projection (key, out, in), every conv weight and the
+    ResBlock side's 1-D parameters (by patch key)."""
     import comfy.model_detection
     import comfy.sd
     import comfy.supported_models
@@ -143,7 +179,7 @@ def _build_checkpoint(torch: Any, full: bool) -> tuple[dict[str, Any], list[tupl
             projections.append((f"diffusion_model.{name}.weight", module.out_features, module.in_features))
         elif isinstance(module, torch.nn.Conv2d):
             convs[f"diffusion_model.{name}.weight"] = module.weight.detach()
-    return _half(state), projections, convs
+    return _half(state), projections, convs, _resnet_side_1d(model.diffusion_model)
 
 
 def _build_attn_injection(torch: Any, projections: list[tuple[str, int, int]]) -> dict[str, Any]:
@@ -158,6 +194,18 @@ def _build_conv_injection(torch: Any, convs: dict[str, Any]) -> dict[str, Any]:
     return _half(
         {f"{key}::diff::0": torch.randn_like(weight) * weight.std() * DIFF_SCALE for key, weight in convs.items()}
     )
+
+
+def _build_layer_file(torch: Any, conv_in: Any, small: dict[str, Any], in_channels: int, seed: int) -> dict[str, Any]:
+    """A layer mode's deltas, from its own random stream (the other files' bytes do not depend on it)."""
+    generator = torch.Generator().manual_seed(seed)
+    out_channels, base, *kernel = conv_in.shape
+    delta = torch.randn(out_channels, in_channels, *kernel, generator=generator) * conv_in.std()
+    delta[:, :base] *= DIFF_SCALE  # a nudge to the noise channels; the padded ones start from zero
+    state = {f"{CONV_IN}::diff::0": delta}
+    for key, param in small.items():
+        state[f"{key}::diff::0"] = torch.randn(param.shape, generator=generator) * SMALL_DIFF_STD
+    return _half(state)
 
 
 def _build_transparent_decoder(torch: Any, comfyui_dir: Path) -> dict[str, Any]:
@@ -189,7 +237,7 @@ def generate(comfyui_dir: Path, out: Path, *, full: bool = False) -> None:
 
     torch.manual_seed(SEED)
     started = time.monotonic()
-    checkpoint, projections, convs = _build_checkpoint(torch, full)
+    checkpoint, projections, convs, small = _build_checkpoint(torch, full)
     states = {
         CHECKPOINT: checkpoint,
         ATTN_INJECTION: _build_attn_injection(torch, projections),
@@ -197,6 +245,8 @@ def generate(comfyui_dir: Path, out: Path, *, full: bool = False) -> None:
     }
     if not full:
         states[CONV_INJECTION] = _build_conv_injection(torch, convs)
+    for number, (file, in_channels) in enumerate(LAYER_INPUT_CHANNELS.items(), 1):
+        states[file] = _build_layer_file(torch, convs[CONV_IN], small, in_channels, SEED + number)
     for (sub, name), state in states.items():
         (out / sub).mkdir(parents=True, exist_ok=True)
         comfy.utils.save_torch_file(state, str(out / sub / name))

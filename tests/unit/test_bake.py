@@ -146,7 +146,8 @@ def test_target_args_are_dockerfile_args(name: str) -> None:
 
 def test_baked_and_volume_differ_only_in_bake_models_and_tag() -> None:
     baked, volume = resolved("baked"), resolved("volume")
-    assert baked["args"] == {"BAKE_MODELS": dockerfile_args()["BAKE_MODELS"]} == {"BAKE_MODELS": "1"}
+    assert baked["args"]["BAKE_MODELS"] == dockerfile_args()["BAKE_MODELS"] == "1"
+    assert baked["args"] == {"BAKE_MODELS": "1", "LAYER_MODES": "${LAYER_MODES}"}  # a volume bakes no mode either
     assert volume["args"] == {"BAKE_MODELS": "0"}
     assert (baked["tags"], volume["tags"]) == (["${IMAGE}:${VERSION}"], ["${IMAGE}:${VERSION}-volume"])
     same = {key: value for key, value in baked.items() if key not in ("args", "tags")}
@@ -169,4 +170,8 @@ def test_version_defaults_to_the_project_version() -> None:
     variables = blocks("variable")
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
     assert variables["VERSION"]["default"] == project
-    assert set(variables) == {"IMAGE", "VERSION"}
+    assert set(variables) == {"IMAGE", "VERSION", "LAYER_MODES"}
+
+
+def test_layer_modes_are_off_by_default_as_in_the_dockerfile() -> None:
+    assert blocks("variable")["LAYER_MODES"]["default"] == dockerfile_args()["LAYER_MODES"] == ""

@@ -390,6 +390,8 @@ def test_the_model_step_runs_on_what_is_copied_before_it(tmp_path: Path) -> None
     done = run_in(app, "-m", "handler.models", "check", "--dest", str(tmp_path / "models"))
     assert "Traceback" not in done.stderr, done.stderr
     assert done.returncode == 1 and done.stdout.count("MISSING") == 3, done.stdout + done.stderr
+    modes = run_in(app, "-m", "handler.models", "check", "--dest", str(tmp_path / "models"), "--modes=foreground")
+    assert modes.returncode == 1 and modes.stdout.count("MISSING") == 5, modes.stdout + modes.stderr
 
 
 def test_the_image_app_imports_and_its_settings_are_valid(tmp_path: Path) -> None:
@@ -415,8 +417,9 @@ def test_model_step_reads_tokens_from_buildkit_secrets_only() -> None:
         assert "TOKEN" not in instruction.args.upper(), f"line {instruction.line}: tokens go in as secrets only"
 
 
-def run_model_step(tmp_path: Path, bake: str) -> tuple[subprocess.CompletedProcess[str], Path]:
-    """The model step's shell, with BAKE_MODELS set and a stub .venv/bin/python that records its call."""
+def run_model_step(tmp_path: Path, bake: str, modes: str = "") -> tuple[subprocess.CompletedProcess[str], Path]:
+    """The model step's shell, with BAKE_MODELS and LAYER_MODES set and a stub .venv/bin/python that records
+    its call."""
     calls = tmp_path / "calls"
     stub = tmp_path / ".venv" / "bin" / "python"
     stub.parent.mkdir(parents=True)
@@ -429,7 +432,7 @@ def run_model_step(tmp_path: Path, bake: str) -> tuple[subprocess.CompletedProce
         text=True,
         timeout=30,
         check=False,
-        env={"PATH": os.environ["PATH"], "BAKE_MODELS": bake, "CALLS": str(calls)},
+        env={"PATH": os.environ["PATH"], "BAKE_MODELS": bake, "LAYER_MODES": modes, "CALLS": str(calls)},
     )
     return done, calls
 
@@ -442,8 +445,17 @@ def test_model_step_bakes_by_default(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     dest = env()["ALPHA_MODELS_DIR"]
     assert calls.read_text() == (
-        f"-m handler.models fetch --dest {dest} | /run/secrets/civitai_token | /run/secrets/hf_token\n"
+        f"-m handler.models fetch --dest {dest} --modes= | /run/secrets/civitai_token | /run/secrets/hf_token\n"
     )
+
+
+def test_model_step_bakes_no_layer_mode_by_default_and_the_ones_named(tmp_path: Path) -> None:
+    assert args_declared(FINAL_STAGE)["LAYER_MODES"] == ""
+    arg_line = next(i.line for i in of("ARG", FINAL_STAGE) if i.args.startswith("LAYER_MODES"))
+    assert arg_line < model_step().line
+    done, calls = run_model_step(tmp_path, "1", "foreground,background")
+    assert done.returncode == 0, done.stderr
+    assert calls.read_text().split(" | ")[0].endswith(" --modes=foreground,background")
 
 
 def test_model_step_skips_with_bake_models_0(tmp_path: Path) -> None:

@@ -453,6 +453,9 @@ def test_announced_size_mismatch_fails_before_the_body(
         ({"urls": []}, "urls must be a non-empty list"),
         ({"urls": ["ftp://x"]}, "http(s) URL"),
         ({"size": -1}, "size must be a positive number"),
+        ({"modes": ["foreground"]}, "modes needs optional: true"),
+        ({"modes": [], "optional": True}, "modes must be a non-empty list"),
+        ({"modes": ["Fore ground"], "optional": True}, "modes must be a non-empty list of lowercase mode names"),
     ],
 )
 def test_bad_manifest_entries_are_refused(tmp_path: Path, change: dict[str, Any], message: str) -> None:
@@ -473,8 +476,17 @@ def test_the_shipped_manifest_loads() -> None:
     assert jugg.sources[0].url.endswith("/api/download/models/198530")  # the model page's own download
     assert jugg.sources[0].auth == "civitai"
     assert all(entry.sha256 for entry in entries.values())
-    optional = [entry.label for entry in load() if entry.optional]
-    assert optional == ["layer_model/layer_xl_transparent_conv.safetensors"], "the conv variant's file, on demand"
+    optional = {entry.label: entry.modes for entry in load() if entry.optional}
+    assert optional == {
+        "layer_model/layer_xl_transparent_conv.safetensors": (),  # the conv variant's file, on demand
+        # A layer mode's two passes: given a background (foreground mode), or a foreground (background mode).
+        "layer_model/layer_xl_bg2ble.safetensors": ("foreground",),
+        "layer_model/layer_xl_bgble2fg.safetensors": ("foreground",),
+        "layer_model/layer_xl_fg2ble.safetensors": ("background",),
+        "layer_model/layer_xl_fgble2bg.safetensors": ("background",),
+    }
+    layer_files = [entry for entry in load() if entry.modes]
+    assert all(entry.sha256 and entry.sources[0].url.endswith("/" + entry.name) for entry in layer_files)
 
 
 def test_optional_entries_only_when_named(server: FileServer, tmp_path: Path) -> None:
@@ -486,6 +498,44 @@ def test_optional_entries_only_when_named(server: FileServer, tmp_path: Path) ->
     assert not (dest / "layer_model" / "opt.bin").exists() and server.seen == []
     assert run("fetch", path, dest, FAST, "--only", "opt.bin") == 0
     assert (dest / "layer_model" / "opt.bin").read_bytes() == body
+
+
+def test_mode_entries_only_when_their_mode_is_named(
+    server: FileServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base, fg, bg, conv = blob(31), blob(32), blob(33), blob(34)
+    server.files.update({n: Served(b) for n, b in (("base", base), ("fg", fg), ("bg", bg), ("conv", conv))})
+    path = manifest(
+        tmp_path,
+        entry("base", base, [server.url("base")]),
+        {**entry("fg", fg, [server.url("fg")]), "optional": True, "modes": ["foreground"]},
+        {**entry("bg", bg, [server.url("bg")]), "optional": True, "modes": ["background"]},
+        {**entry("conv", conv, [server.url("conv")]), "optional": True},
+    )
+    dest = tmp_path / "models"
+
+    def fetched(*extra: str) -> list[str]:
+        assert run("fetch", path, dest, FAST, *extra) == 0
+        return sorted(p.name for p in (dest / "layer_model").iterdir())
+
+    assert fetched("--modes", "") == ["base"]  # an empty build argument asks for no mode
+    assert fetched("--modes", "foreground") == ["base", "fg"]
+    assert fetched("--modes=foreground, background", "--only", "conv") == ["base", "bg", "conv", "fg"]
+    assert [s.name for s in server.seen] == ["base", "fg", "bg", "conv"]  # each downloaded once
+    capsys.readouterr()
+    assert run("check", path, dest, FAST, "--modes", "background") == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"OK        layer_model/base: verified, {len(base)} bytes",
+        f"OK        layer_model/bg: verified, {len(bg)} bytes",
+    ]
+
+
+def test_an_unknown_mode_is_refused(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    body = blob(35)
+    path = manifest(tmp_path, {**entry("fg", body, ["https://example.invalid/fg"]), "optional": True, "modes": ["fg"]})
+    assert run("fetch", path, tmp_path, FAST, "--modes", "foreground") == 2
+    assert "unknown layer mode(s): foreground (the manifest has fg)" in caplog.text
+    assert not (tmp_path / "layer_model").exists()
 
 
 def test_terminal_progress_bar(server: FileServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
