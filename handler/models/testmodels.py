@@ -26,7 +26,8 @@ real ones, so that the production workflow runs unchanged on a CPU:
   layer modes' files, as ``diffusion_model.<key>::diff::0`` weight deltas: the
   input conv ``input_blocks.0.0.weight`` at (320, 8, 3, 3) (*2ble) or (320, 12,
   3, 3) (*ble2*), which ComfyUI pads the UNet's 4-channel conv to, its extra
-  channels (the node's c_concat latents) as strong as the noise channels so that
+  channels (the node's c_concat latents) ``CONCAT_GAIN`` times the noise
+  channels' spread, which makes up for the test VAE's small latents, so that
   the input image shows in the output; and the biases and norm scales of the
   ResBlocks, down/upsamplers and ``out``. Known offline: those shapes; that the
   real files hold ``::diff::`` deltas only, no ``::lora::`` factors (a public
@@ -78,6 +79,10 @@ LORA_STD = 0.05
 # Scale of the conv deltas, relative to each weight's own spread.
 DIFF_SCALE = 0.3
 CONV_IN = "diffusion_model.input_blocks.0.0.weight"
+# The c_concat channels' gain: the random test VAE's latents of a picture come out of process_in with a spread of
+# about 0.017 where a trained SDXL VAE's are about 1 (that is what its scale factor is for); without it the input
+# image barely reaches the output (mean pixel change under 0.5 between very different pictures).
+CONCAT_GAIN = 50.0
 # Spread of the layer files' deltas of biases and norm scales (the test UNet's are 0 and 1).
 SMALL_DIFF_STD = 0.02
 SDXL_UNET = {
@@ -202,6 +207,7 @@ def _build_layer_file(torch: Any, conv_in: Any, small: dict[str, Any], in_channe
     out_channels, base, *kernel = conv_in.shape
     delta = torch.randn(out_channels, in_channels, *kernel, generator=generator) * conv_in.std()
     delta[:, :base] *= DIFF_SCALE  # a nudge to the noise channels; the padded ones start from zero
+    delta[:, base:] *= CONCAT_GAIN
     state = {f"{CONV_IN}::diff::0": delta}
     for key, param in small.items():
         state[f"{key}::diff::0"] = torch.randn(param.shape, generator=generator) * SMALL_DIFF_STD
