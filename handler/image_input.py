@@ -46,7 +46,9 @@ MIN_SIDE = 64
 FORMATS = ("png", "jpeg", "webp")
 MATTE = 0.5  # LayerDiffuse flattens RGBA over 50% grey (lib_layerdiffusion/utils.py, rgba2rgbfp32)
 _MATTE_510 = round(510 * MATTE)  # the matte in 510ths of full scale: flatten's arithmetic stays in integers
-UPLOAD_PNG_LEVEL = 1  # the PNG goes over loopback to ComfyUI: encode time matters more than its size
+# Stored, not compressed: over loopback the bigger file costs less than compressing it and ComfyUI's decoding it,
+# 16-72 ms a job at 1024x1024 (bench/layer_input_cost.py --upload).
+UPLOAD_PNG_LEVEL = 0
 
 _PIL_PLUGINS = ["PNG", "JPEG", "WEBP"]  # the JPEG plugin opens an MPO too: a JPEG with more pictures after it
 _PIL_FORMATS = {"PNG": "png", "JPEG": "jpeg", "MPO": "jpeg", "WEBP": "webp"}
