@@ -1,10 +1,12 @@
 """Is this worker ready for jobs? ComfyUI answers, and each workflow it may run meets the contract on this
 ComfyUI (``handler.workflow.online``): its nodes exist, its values are allowed (a missing checkpoint shows up as a
-value ComfyUI does not offer) and the LayerDiffuse model files its nodes load are present."""
+value ComfyUI does not offer) and the LayerDiffuse model files its nodes load are present. A layer mode's workflow
+that cannot run is reported (``checks``, the start-up log) but does not make the worker unready: it serves the
+rest and refuses that mode (``handler.layers``)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from handler.comfyui.client import ComfyClient
@@ -26,8 +28,18 @@ class Readiness:
         return not self.problems
 
 
-def check(workflows: Sequence[Workflow], client: ComfyClient, timeout_s: float = 10.0) -> Readiness:
-    """One readiness pass over every workflow, bounded by timeout_s; never raises for an unready ComfyUI."""
+def mode_state(problems: list[str]) -> str:
+    return "ok" if not problems else "unavailable: " + "; ".join(problems)
+
+
+def check(
+    workflows: Sequence[Workflow],
+    client: ComfyClient,
+    timeout_s: float = 10.0,
+    modes: Mapping[str, Workflow] | None = None,
+) -> Readiness:
+    """One readiness pass over every workflow (and each layer mode's, reported in ``checks`` as ``mode_<name>``),
+    bounded by timeout_s; never raises for an unready ComfyUI."""
     deadline = Deadline(timeout_s)
     checks = {"workflows": ", ".join(f"{w.name} (sha256 {w.sha256[:12]})" for w in workflows) + " loaded"}
     try:
@@ -40,6 +52,8 @@ def check(workflows: Sequence[Workflow], client: ComfyClient, timeout_s: float =
         facts = ComfyFacts(client, deadline)
         for workflow in workflows:
             problems += [f"{workflow.name}: {p}" for p in facts.problems(workflow.graph)]
+        for mode, workflow in (modes or {}).items():
+            checks[f"mode_{mode}"] = mode_state(facts.problems(workflow.graph))
     except AlphaError as exc:
         return Readiness([f"ComfyUI: {exc.message}"], {**checks, "workflow_check": "no answer"})
     checks["workflow_check"] = "ok" if not problems else f"{len(problems)} problem(s)"

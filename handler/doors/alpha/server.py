@@ -178,7 +178,9 @@ async def file(request: web.Request) -> web.Response:
 
 async def health(request: web.Request) -> web.Response:
     generator = request.app[GENERATOR]
-    result = await in_thread(lambda: readiness.check(generator.workflows, generator.client, HEALTH_TIMEOUT_S))
+    result = await in_thread(
+        lambda: readiness.check(generator.workflows, generator.client, HEALTH_TIMEOUT_S, generator.modes.workflows)
+    )
     body = {"status": "ready" if result.ready else "not_ready", "problems": result.problems, "checks": result.checks}
     return web.json_response(body, status=200 if result.ready else 503)
 
