@@ -353,7 +353,8 @@ BAD_BODIES: list[BadBody] = [
     BadBody("duplicate-key", b'{"prompt": "x", "prompt": 5}', 400, "invalid_input", "prompt", 200),
     BadBody("raw-lone-surrogate", b'{"prompt": "\\ud800"}', 400, "invalid_input", "prompt", 200),
     BadBody("raw-nul", b'{"prompt": "a\\u0000b"}', 400, "invalid_input", "prompt", 200),
-    BadBody("over-body-limit", b'{"prompt": "' + b"a" * 70_000 + b'"}', 413, "body_too_large", None, 200),
+    # Over ALPHA_SERVE_MAX_BODY_BYTES's default, 10 MiB (an input image travels in the body).
+    BadBody("over-body-limit", b'{"prompt": "' + b"a" * (10 * 2**20) + b'"}', 413, "body_too_large", None, 200),
 ]
 
 # Whole /runsync bodies RunPod's local API refuses itself (HTTP 422), before any handler runs.

@@ -28,12 +28,18 @@ def comfy_jobs(comfy: RunningComfy) -> tuple[int, int]:
     return comfy.history_size(), len(queue["queue_running"]) + len(queue["queue_pending"])
 
 
+def uploads(comfy: RunningComfy) -> list[str]:
+    folder = comfy.settings.input_dir
+    return sorted(p.name for p in folder.rglob("*") if p.is_file())  # ComfyUI makes empty folders there (3d/)
+
+
 @pytest.fixture
 def nothing_submitted(comfy: RunningComfy) -> Iterator[None]:
     before = comfy_jobs(comfy)
     assert before[1] == 0, "ComfyUI must be idle for this check"
     yield
     assert comfy_jobs(comfy) == before, "no ComfyUI job may be submitted for bad input"
+    assert uploads(comfy) == [], "no input image may be left in ComfyUI's input folder"
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import asyncio
 import base64
 import io
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -77,8 +78,13 @@ def image_of(entry: dict[str, Any]) -> Image.Image:
         return image
 
 
-def test_foreground_mode_returns_a_transparent_foreground_and_the_blend(settings: Settings) -> None:
+def test_foreground_mode_returns_a_transparent_foreground_and_the_blend(
+    settings: Settings, comfy: RunningComfy, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     output = output_of(run(settings, {"seed": 31, "mode": "foreground", "background": BACKGROUND}))
+    logged = caplog.text + comfy.log()
+    assert BACKGROUND[100:140] not in logged and output["image_base64"][100:140] not in logged, "no base64 in logs"
     assert set(output) == {"status", "url", "image_base64", "filename", "info", "layers"}
     main, blended = image_of(output), image_of(output["layers"]["blended"])
     alpha = np.asarray(main)[..., 3]

@@ -36,7 +36,6 @@ BOTTOM_MODULES = {
     "handler.fields",
     "handler.testmodels",
     "handler.prompt_syntax",
-    "handler.image_input",
 }
 
 

@@ -141,3 +141,13 @@ def test_a_recorded_problem_refuses_the_mode() -> None:
     modes.record("background", ["model file layer_model/layer_xl_fg2ble.safetensors is missing"])
     with pytest.raises(ModeUnavailable, match="cannot run on this worker: model file layer_model/layer_xl_fg2ble"):
         modes.pick("background", Deadline(1))
+
+
+def test_the_largest_image_accepted_fits_through_both_doors() -> None:
+    """An image at the byte limit, as base64 in a job, stays under RunPod's /run payload cap (10 MB) and the alpha
+    API's default body limit, with room for the rest of the input."""
+    from handler.image_input import MAX_BASE64_CHARS
+
+    room = 64 * 1024
+    assert MAX_BASE64_CHARS + room < 10_000_000
+    assert MAX_BASE64_CHARS + room < Settings().serve_max_body_bytes
