@@ -325,3 +325,10 @@ def test_error_codes_are_unique_per_class() -> None:
         if "code" in vars(cls):  # a subclass without its own code is an internal refinement of its parent's
             assert seen.setdefault(cls.code, cls) is cls, f"{cls.__name__} reuses {cls.code}"
         todo += cls.__subclasses__()
+
+
+def test_every_status_a_job_can_end_with_is_a_documented_response() -> None:
+    """The txt2img operation's responses cover every error status but the routing ones (404, 405)."""
+    doc = openapi.document(token_required=False, sizes=[(1024, 1024)])
+    documented = {int(status) for status in doc["paths"]["/alpha/v1/txt2img"]["post"]["responses"]}
+    assert set(statuses().values()) - {404, 405} <= documented

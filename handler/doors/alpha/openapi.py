@@ -47,7 +47,7 @@ def _refusals() -> dict[str, Any]:
 def _txt2img(schema: dict[str, Any]) -> dict[str, Any]:
     links = {name: {"operationId": name, "parameters": {"filename": FILENAME_LINK}} for name in ("getFile", "headFile")}
     return {
-        "summary": "Generate a transparent image (PNG or lossless WebP) from a prompt",
+        "summary": "Generate a transparent image (PNG or lossless WebP) from a prompt, or a layer for a given one",
         "requestBody": {"required": True, "content": {"application/json": {"schema": schema}}},
         "operationId": "txt2img",
         "responses": {
@@ -56,6 +56,7 @@ def _txt2img(schema: dict[str, Any]) -> dict[str, Any]:
             "413": _error(f"The body is larger than ALPHA_SERVE_MAX_BODY_BYTES ({_codes_with(413)})."),
             "415": _error(f"The body is not sent as `application/json` ({_codes_with(415)})."),
             "500": _error(f"The job failed ({_codes_with(500)})."),
+            "501": _error(f"This worker does not serve the request's layer `mode` ({_codes_with(501)})."),
             "503": _error(f"ComfyUI is not available ({_codes_with(503)})."),
             "504": _error(f"The job deadline passed ({_codes_with(504)})."),
             **_refusals(),
