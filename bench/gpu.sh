@@ -14,6 +14,7 @@
 # from the script's start, installs and the model build included) is less than its estimate, so the run
 # ends well inside 10 minutes of device time:
 #   gpu_run     cold job, p50/p90 of 10 warm jobs, peak VRAM, per-node times, ablation, log checks
+#   layers      the layer modes' first and warm jobs against text's, alternating (their re-patching)
 #   output      PNG levels, base64 and response size for a 1024x1024 result (CPU work)
 #   overhead    handler overhead against the direct websocket client, 5 jobs each
 #   coldstart   bootstrap.sh start -> ready -> first job, warm-up on and off
@@ -49,14 +50,14 @@ case "$mode" in
     out="${OUT:-$(mktemp -d)}"
     device=cpu
     small=(--size 256 --steps 2)
-    png_size=256; jobs=2; node_jobs=1; overhead_jobs=1; variants=("--disable-smart-memory")
+    png_size=256; jobs=2; node_jobs=1; overhead_jobs=1; layer_rounds=1; variants=("--disable-smart-memory")
     budget="${GPU_BUDGET_S:-1800}" ;;
   run)
     python=python3
     out="${OUT:-$PWD/gpu-out}"
     device=cuda
     small=()
-    png_size=1024; jobs=10; node_jobs=3; overhead_jobs=5; variants=("--highvram" "--gpu-only" "--bf16-vae" "--fp32-vae")
+    png_size=1024; jobs=10; node_jobs=3; overhead_jobs=5; layer_rounds=3; variants=("--highvram" "--gpu-only" "--bf16-vae" "--fp32-vae")
     budget="${GPU_BUDGET_S:-480}"
     mkdir -p "$out"
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
@@ -98,6 +99,8 @@ phase() {
 
 phase gpu_run 150 "$python" -m bench.gpu_run --device "$device" "${small[@]}" --jobs "$jobs" \
   --node-jobs "$node_jobs" --log "$out/comfyui.log" --save-png "$out/result.png"
+phase layers 150 "$python" -m bench.layer_run --device "$device" "${small[@]}" --rounds "$layer_rounds" \
+  --log "$out/layers.log"
 phase output 40 "$python" -m bench.output_cost --reps 3 --size "$png_size" --png "$out/result.png"
 phase asset 60 "$python" -m bench.asset_cost --reps 2 --size "$png_size" --png "$out/result.png"
 phase overhead 120 "$python" -m bench.overhead --device "$device" "${small[@]}" --jobs "$overhead_jobs" \

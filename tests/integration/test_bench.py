@@ -1,5 +1,5 @@
-"""The benchmark scripts cannot rot: bench/gpu.sh's CPU dry run runs every phase (gpu_run, output cost, asset cost,
-overhead, a tuning variant, cold start) on the real ComfyUI with the test models at 256 px, 2 steps.
+"""The benchmark scripts cannot rot: bench/gpu.sh's CPU dry run runs every phase (gpu_run, layer modes, output cost,
+asset cost, overhead, a tuning variant, cold start) on the real ComfyUI with the test models at 256 px, 2 steps.
 
 Figures are printed, never asserted against a time: a benchmark is not a timed test. What is asserted is
 that each script ran and reported every figure, and what holds regardless of speed: LayerDiffuse changed
@@ -43,7 +43,15 @@ def test_gpu_script_dry_run(test_settings: Settings, tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     out = {path.stem: path.read_text() for path in tmp_path.glob("*.txt")}
-    assert set(out) >= {"gpu_run", "output", "asset", "overhead", "variant__disable_smart_memory", "coldstart"}
+    assert set(out) >= {
+        "gpu_run",
+        "layers",
+        "output",
+        "asset",
+        "overhead",
+        "variant__disable_smart_memory",
+        "coldstart",
+    }
 
     gpu = out["gpu_run"]
     assert "cpu, test models, 256 px, 2 steps" in gpu
@@ -61,6 +69,9 @@ def test_gpu_script_dry_run(test_settings: Settings, tmp_path: Path) -> None:
     assert int(row(gpu, "log: 'converted 560 legacy lora patches'")) >= 1
     assert (tmp_path / "result.png").read_bytes().startswith(b"\x89PNG")
 
+    for mode in ("foreground", "background"):
+        assert re.fullmatch(r"[\d.]+", row(out["layers"], f"{mode}: median wall / text's")), out["layers"]
+    assert row(out["layers"], "log: 'WEIGHT NOT MERGED'") == "0"
     assert "<- SaveImage" in row(out["output"], "level 4")
     assert "result.png" in out["output"] and "smooth" in out["output"] and "noise" in out["output"]
     for image in ("smooth", "smooth+colour", "noise", "result.png"):
