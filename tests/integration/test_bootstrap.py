@@ -61,6 +61,8 @@ def test_serves_runsync_then_stops_cleanly_on_sigterm(test_settings: Settings, t
     # The warm-up ran before the worker started (the worker's first log line comes after it).
     assert text.index("warm-up done in") < text.index("RunPod worker starting")
     assert "job accepted" in text and "job done in" in text
+    # Each layer mode's state is in the start-up log (the test models have every mode's files).
+    assert "layer mode foreground: ok" in text and "layer mode background: ok" in text
     # At the default log levels neither the prompt nor the image reaches the logs.
     assert "a lantern" not in text and "iVBOR" not in text
 
