@@ -14,10 +14,12 @@ import logging
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))  # before ComfyUI's folder, which has a tests package of its own
+from tests.unit.fixpack_probe import import_package  # noqa: E402
+
 CONV_IN = "diffusion_model.input_blocks.0.0.weight"
 # (node, config, file); foreground mode is bg2ble then bgble2fg, background mode fg2ble then fgble2bg.
 CASES = (
@@ -35,17 +37,6 @@ class Recorder(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
-
-
-def import_package(name: str, folder: Path) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        name, folder / "__init__.py", submodule_search_locations=[str(folder)]
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def apply(nodes: dict[str, Any], model: Any, case: tuple[str, str, str], latent: Any) -> tuple[Any, Any]:
