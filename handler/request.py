@@ -2,9 +2,10 @@
 
 ``CONTRACT`` declares each field once, in the order it is checked. Each field both validates its value
 (``Request.parse``) and states itself in JSON Schema (``input_schema``); the object-level rules (the allowed
-keys, ``required``, ``dependentRequired``, ``dependentSchemas``) are derived from the same declaration. Rules a
-schema cannot state (a non-blank prompt, no NUL, an allowed width x height pair) are in the descriptions and
-answered with 400. The kinds of field are in ``handler.fields``.
+keys, ``required``, ``dependentRequired``, ``dependentSchemas``, and ``allOf``: a layer mode requires its image)
+are derived from the same declaration. Rules a schema cannot state (a non-blank prompt, no NUL, an allowed
+width x height pair, an input image's content) are in the descriptions and answered with 400. The kinds of field
+are in ``handler.fields``.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from schemathesis.core.warnings import SchemathesisWarning
 
 from handler.doors.alpha.server import create_app
 from handler.generate import Generator
@@ -21,6 +22,10 @@ CHECKS = (
     "response_schema_conformance,negative_data_rejection,ignored_auth"
 )
 MAX_EXAMPLES = 15
+# Every warning but validation_mismatch: a schema cannot state an input image's content (README, "Layer modes"),
+# so most generated layer-mode inputs are refused with 400, which is what that warning counts. The stateful phase
+# still needs text jobs that succeed (its links from txt2img to the file endpoints).
+WARNINGS = ",".join(w.value for w in SchemathesisWarning if w is not SchemathesisWarning.VALIDATION_MISMATCH)
 TOKEN = "fuzzing-token-0123456789abcdef"
 
 
@@ -51,6 +56,8 @@ def test_schemathesis_finds_nothing(comfy: RunningComfy, tmp_path: Path, token: 
             "--request-timeout",
             "300",
             "--no-color",
+            "--warnings",
+            WARNINGS,
         ]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=900, cwd=tmp_path, check=False)
     output = result.stdout + result.stderr
