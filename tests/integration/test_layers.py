@@ -145,19 +145,25 @@ def test_the_input_image_conditions_the_result(settings: Settings, comfy: Runnin
     assert "lora key not loaded" not in log
 
 
-def test_the_alpha_api_serves_both_layers(settings: Settings, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("mode", "image", "main_mode"), [("foreground", BACKGROUND, "RGBA"), ("background", FOREGROUND, "RGB")]
+)
+def test_the_alpha_api_serves_both_layers(
+    settings: Settings, tmp_path: Path, mode: str, image: str, main_mode: str
+) -> None:
     with ServerThread(create_app(Generator(settings.replace(serve_dir=tmp_path)))) as server:
-        body = {"prompt": PROMPT, "seed": 36, "mode": "background", "foreground": FOREGROUND}
+        field = "background" if mode == "foreground" else "foreground"
+        body = {"prompt": PROMPT, "seed": 36, "mode": mode, field: image}
         reply = http("POST", f"{server.url}/alpha/v1/txt2img", json.dumps(body).encode(), JSON, timeout=120)
         assert reply.status == 200, reply.body[:300]
         answer = reply.json()
         RESULT.validate(answer)
-        assert answer["info"]["mode"] == "background"
-        for entry in (answer, answer["layers"]["blended"]):
+        assert answer["info"]["mode"] == mode
+        for entry, colour in ((answer, main_mode), (answer["layers"]["blended"], "RGB")):
             served = http("GET", server.url + entry["url"])
             assert served.status == 200 and served.headers["Content-Type"] == "image/png"
-            with Image.open(io.BytesIO(served.body)) as image:
-                assert (image.format, image.mode, image.size) == ("PNG", "RGB", (64, 64))
+            with Image.open(io.BytesIO(served.body)) as served_image:
+                assert (served_image.format, served_image.mode, served_image.size) == ("PNG", colour, (64, 64))
         assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
             [answer["filename"], answer["layers"]["blended"]["filename"]]
         )
