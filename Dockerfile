@@ -84,8 +84,8 @@ RUN scripts/install_requirements.sh
 ARG BAKE_MODELS=1
 ARG LAYER_MODES=
 COPY pins/models.json pins/
-COPY handler/__init__.py handler/logs.py handler/paths.py handler/settings.py handler/setting_types.py \
-     handler/testmodels.py handler/
+COPY handler/__init__.py handler/logs.py handler/paths.py handler/settings.py handler/setting_specs.py \
+     handler/setting_types.py handler/testmodels.py handler/
 COPY handler/models/__init__.py handler/models/__main__.py handler/models/download.py handler/models/fetch.py \
      handler/models/manifest.py handler/models/
 RUN --mount=type=secret,id=civitai_token --mount=type=secret,id=hf_token \

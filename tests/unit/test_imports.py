@@ -26,6 +26,7 @@ BOTTOM_MODULES = {
     "handler.paths",
     "handler.settings",
     "handler.setting_types",
+    "handler.setting_specs",
     "handler.errors",
     "handler.deadline",
     "handler.logs",
