@@ -60,8 +60,15 @@ def check(
     return Readiness(problems, checks)
 
 
-def require(workflows: Sequence[Workflow], client: ComfyClient, timeout_s: float = STARTUP_TIMEOUT_S) -> None:
-    """For startup: raise WorkflowError listing every problem, so a worker that cannot serve takes no job."""
-    result = check(workflows, client, timeout_s)
+def require(
+    workflows: Sequence[Workflow],
+    client: ComfyClient,
+    timeout_s: float = STARTUP_TIMEOUT_S,
+    modes: Mapping[str, Workflow] | None = None,
+) -> Readiness:
+    """For startup: raise WorkflowError listing every problem, so a worker that cannot serve takes no job; else
+    the pass's result (its ``checks`` say which layer modes can run)."""
+    result = check(workflows, client, timeout_s, modes)
     if not result.ready:
         raise WorkflowError("the workflow cannot run on this ComfyUI: " + "; ".join(result.problems))
+    return result

@@ -48,9 +48,9 @@ def blended(
     if "alpha:blended" not in workflow.markers:
         return {}
     png = outputs.fetch(workflow.node("alpha:blended"), done, deadline)
-    image = decode(png, rgba=False)
-    made = assets.make(png, image, alpha_stats(image.convert("RGBA")), assets.Shape(format))
-    return {"blended": Layer(made.data, f"alpha_{key}_blended.{made.format}", made.mime_type)}
+    image = decode(png, rgba=False)  # checked as the main image is: a readable PNG
+    data = png if format == "png" else assets.encode(image, format)
+    return {"blended": Layer(data, f"alpha_{key}_blended.{format}", assets.MIME_TYPES[format])}
 
 
 def describe(

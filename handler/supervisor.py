@@ -107,8 +107,8 @@ class Supervisor:
         """After ComfyUI is ready and before the worker takes jobs: the workflow fits this ComfyUI and its
         models are present, then a warm-up job. A worker that cannot serve never takes a job."""
         assert self.generator is not None
-        readiness.require(self.generator.workflows, self.generator.client)
-        self._report_modes()
+        ready = readiness.require(self.generator.workflows, self.generator.client, modes=self.generator.modes.workflows)
+        self._report_modes(ready)
         if not self.settings.warmup:
             log.info("warm-up skipped (ALPHA_WARMUP=0): the first job loads the models")
             return
@@ -121,12 +121,11 @@ class Supervisor:
             # A few steps may legitimately give a flat alpha; the models are loaded all the same.
             log.warning("warm-up done in %d ms, with a warning: %s", (time.monotonic() - started) * 1000, exc)
 
-    def _report_modes(self) -> None:
+    @staticmethod
+    def _report_modes(ready: readiness.Readiness) -> None:
         """Which layer modes this worker serves, in the start-up log: a missing model file shows here, not only at
         a client's first job in that mode."""
-        assert self.generator is not None
-        found = readiness.check([], self.generator.client, readiness.STARTUP_TIMEOUT_S, self.generator.modes.workflows)
-        for name, state in found.checks.items():
+        for name, state in ready.checks.items():
             if name.startswith("mode_"):
                 report = log.info if state == "ok" else log.warning
                 report("layer mode %s: %s", name.removeprefix("mode_"), state)
