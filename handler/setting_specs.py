@@ -49,7 +49,8 @@ SPECS: tuple[Spec, ...] = (
     Spec("device", "ALPHA_DEVICE", "", types.as_choice("", "cuda", "cpu"),
          "`cuda` or `cpu`; empty means `cpu` with test models and `cuda` otherwise."),
     Spec("models_dir", "ALPHA_MODELS_DIR", "", types.as_optional_path,
-         "Models folder searched first (checkpoints/, layer_model/); empty means ComfyUI's own `models/`."),
+         "Models folder searched first (checkpoints/, layer_model/); empty means ComfyUI's own `models/`. "
+         "Ignored in test mode."),
     Spec("workflow", "ALPHA_WORKFLOW", "alpha_txt2img", types.as_workflow,
          "The production workflow: a name in `workflows/` (e.g. `alpha_txt2img_conv`) or a path to an API-format "
          "JSON file."),
@@ -143,7 +144,8 @@ SPECS: tuple[Spec, ...] = (
     Spec("serve_max_body_bytes", "ALPHA_SERVE_MAX_BODY_BYTES", str(10 * 2**20), types.as_int_range(1024, 16 * 2**20),
          "Local alpha API: largest request body accepted (413 above); an input image travels in it.", "bytes"),
     Spec("test_models", "ALPHA_TEST_MODELS", "0", types.as_bool,
-         "Test mode: run on generated random-weight models (CPU by default). Never in production."),
+         "Test mode: run on random-weight models (CPU by default), built at start when missing; they replace "
+         "`ALPHA_MODELS_DIR` and the network volume's models. Never in production."),
     Spec("test_models_cache", "ALPHA_TEST_MODELS_CACHE", str(CACHE / "testmodels"), types.as_path,
          "Test mode: where generated test models are cached, keyed by a hash of the generator."),
     Spec("test_steps", "ALPHA_TEST_STEPS", "2", types.as_int_range(1, 150),

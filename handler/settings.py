@@ -142,10 +142,11 @@ class Settings:
 
     @property
     def effective_models_dir(self) -> Path | None:
-        """The folder ComfyUI searches first for models, or None for its own."""
-        if self.models_dir is not None or not self.test_models:
-            return self.models_dir
-        return testmodels.models_dir(self.test_models_cache)
+        """The folder ComfyUI searches first for models, or None for its own. Test mode always uses the test
+        models, whatever ALPHA_MODELS_DIR says (the image sets it): never a mix of test and real weights."""
+        if self.test_models:
+            return testmodels.models_dir(self.test_models_cache)
+        return self.models_dir
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -35,6 +35,8 @@ DRAIN_SIGNAL = signal.SIGUSR1
 # (drain.CANCEL_GRACE_S), and a margin.
 DRAIN_GRACE_S = 20.0
 GPU_CHECK_TIMEOUT_S = 120.0
+# Building the test models: ~50 s on a 2-core machine (a 2.2 GiB checkpoint written); a bound for slower disks.
+TEST_MODELS_TIMEOUT_S = 900.0
 POLL_S = 0.5
 RUNPOD_DOOR = "handler.doors.runpod"
 ALPHA_DOOR = "handler.doors.alpha.server"
@@ -59,6 +61,29 @@ def gpu_preflight() -> None:
         reason = lines[-1].removeprefix("GPU preflight failed: ")  # the last line; a traceback ends in its cause
         raise GpuUnavailable(f"GPU preflight failed: {reason}")
     log.info("%s", result.stdout.strip())
+
+
+def build_test_models(settings: Settings) -> None:
+    """Test mode on a machine without test models (the image: ``scripts/setup.sh`` is a checkout's): build them in
+    a child process (``python -m handler.models.testmodels``, a tool that imports torch and ComfyUI; the
+    supervisor imports neither). Its log goes to ours."""
+    folder = testmodels.models_dir(settings.test_models_cache)
+    log.info("test mode: building the random-weight test models in %s (once per cache folder)", folder)
+    testmodels_args = ["--comfyui", str(settings.comfyui_dir), "--cache", str(settings.test_models_cache)]
+    started = time.monotonic()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "handler.models.testmodels", *testmodels_args],
+            timeout=TEST_MODELS_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise TestModelsMissing(f"building the test models took over {TEST_MODELS_TIMEOUT_S:.0f} s") from None
+    if result.returncode != 0 or not testmodels.is_complete(folder):
+        raise TestModelsMissing(
+            f"building the test models in {folder} failed (exit code {result.returncode}; its log is above)"
+        )
+    log.info("test models built in %.1f s", time.monotonic() - started)
 
 
 def door_command(args: list[str]) -> list[str]:
@@ -94,12 +119,8 @@ class Supervisor:
         """What must hold before ComfyUI starts: the workflow loads, the test models exist, CUDA works."""
         s = self.settings
         self.generator = Generator(s)
-        if s.test_models and s.models_dir is None:
-            folder = testmodels.models_dir(s.test_models_cache)
-            if not testmodels.is_complete(folder):
-                raise TestModelsMissing(
-                    f"test models are missing in {folder}; run scripts/setup.sh (or python -m handler.testmodels)"
-                )
+        if s.test_models and not testmodels.is_complete(testmodels.models_dir(s.test_models_cache)):
+            build_test_models(s)
         if s.gpu_preflight and s.effective_device == "cuda":
             gpu_preflight()
 

@@ -42,3 +42,19 @@ def test_only_the_volume_folders_that_exist(tmp_path: Path) -> None:
     assert "layer_model" not in volume and "  checkpoints: checkpoints" in volume
     (tmp_path / "empty").mkdir()
     assert "runpod_volume" not in ComfyProcess(Settings(volume_dir=tmp_path / "empty")).model_paths_yaml()
+
+
+def test_test_mode_searches_its_test_models_alone(tmp_path: Path) -> None:
+    """ALPHA_TEST_MODELS=1 in the image, where ALPHA_MODELS_DIR names the real weights and a volume may be
+    mounted: the test models only, never a mix with real ones."""
+    (tmp_path / "volume" / "models" / "checkpoints").mkdir(parents=True)
+    settings = Settings(
+        test_models=True,
+        test_models_cache=tmp_path / "cache",
+        models_dir=tmp_path / "real",
+        volume_dir=tmp_path / "volume",
+    )
+    text = ComfyProcess(settings).model_paths_yaml()
+    assert sections(text) == ["alpha"]
+    [base] = [line for line in text.splitlines() if "base_path" in line]
+    assert base.startswith(f"  base_path: {tmp_path / 'cache'}/"), base

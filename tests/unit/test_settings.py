@@ -40,6 +40,11 @@ def test_derived_values() -> None:
     assert Settings().effective_models_dir is None
     test_dir = Settings(test_models=True, test_models_cache=Path("/c")).effective_models_dir
     assert test_dir is not None and test_dir.parent == Path("/c")
+    # The image sets ALPHA_MODELS_DIR; test mode uses its test models all the same.
+    assert (
+        Settings(test_models=True, test_models_cache=Path("/c"), models_dir=Path("/m")).effective_models_dir == test_dir
+    )
+    assert Settings(models_dir=Path("/m")).effective_models_dir == Path("/m")
 
 
 def test_round_trip_through_env() -> None:
