@@ -29,6 +29,8 @@ from handler.settings import Settings
 log = logging.getLogger(__name__)
 
 READY_NODE = "LayeredDiffusionApply"
+# Runs ComfyUI's main.py without the parts this worker never uses (their tracebacks at start).
+LAUNCHER = Path(__file__).with_name("launch.py")
 POLL_S = 0.25
 MODEL_FOLDERS = ("checkpoints", "layer_model", "vae", "loras")
 PR_SET_PDEATHSIG = 1
@@ -73,6 +75,7 @@ class ComfyProcess:
         s = self.settings
         cmd = [
             sys.executable,
+            str(LAUNCHER),
             "main.py",
             "--listen",
             "127.0.0.1",
@@ -97,6 +100,8 @@ class ComfyProcess:
         if s.effective_device == "cpu":
             cmd.append("--cpu")
         cmd += ["--extra-model-paths-config", str(runtime / "extra_model_paths.yaml")]
+        # ComfyUI's start-up database (nothing here reads it) in the runtime folder, not in ComfyUI's own.
+        cmd += ["--database-url", f"sqlite:///{runtime / 'comfyui.db'}"]
         return cmd + list(s.comfyui_args)
 
     def _write_runtime(self) -> Path:
@@ -115,9 +120,10 @@ class ComfyProcess:
         models = self.settings.effective_models_dir or self.settings.comfyui_dir / "models"
         sections: list[tuple[str, Path, tuple[str, ...]]] = [("alpha", models, MODEL_FOLDERS)]
         volume = self.settings.volume_dir / "models"
-        # Only the volume's folders that exist: an empty volume must not shadow baked layer_model files.
+        # Only the volume's folders that exist: an empty volume must not shadow baked layer_model files. Never in
+        # test mode: test models and real ones do not mix.
         on_volume = tuple(folder for folder in MODEL_FOLDERS if (volume / folder).is_dir())
-        if on_volume:
+        if on_volume and not self.settings.test_models:
             sections.append(("runpod_volume", volume, on_volume))
         lines = []
         for name, base, folders in sections:
