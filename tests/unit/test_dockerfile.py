@@ -33,7 +33,7 @@ SYSTEM_STEP = "apt-get install"
 # scripts/check.sh (CI's .ci/run) runs scripts/setup.sh and the test suite.
 APP_COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
     "scripts/install_requirements.sh": ("scripts/setup.sh", ("scripts/install_requirements.sh",)),
-    "scripts/install_comfyui.py --source git": ("scripts/setup.sh", ("scripts/install_comfyui.py --source",)),
+    "scripts/install_comfyui.py --source": ("scripts/setup.sh", ("scripts/install_comfyui.py --source",)),
     "-m handler.models fetch": ("tests/unit/test_models.py", ("models.main([command", 'run("fetch"')),
 }
 SHA256_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
@@ -103,6 +103,14 @@ def args_declared(stage: int) -> dict[str, str | None]:
     return declared
 
 
+def image_of(instruction: Instruction) -> str:
+    """A FROM's image as a build with no arguments gets it: ``${NAME}`` resolved from the global ARGs."""
+    image = instruction.args.split()[0]
+    for name, default in args_declared(-1).items():
+        image = image.replace("${" + name + "}", default or "")
+    return image
+
+
 def flag_values(instruction: Instruction, name: str) -> list[str]:
     return [flag.split("=", 1)[1] for flag in instruction.flags if flag.startswith(f"--{name}=")]
 
@@ -150,7 +158,7 @@ def test_parser_joins_continuations_and_drops_comments() -> None:
 
 
 def test_base_image_is_cuda_pinned_by_digest_and_matches_torch() -> None:
-    final = of("FROM", FINAL_STAGE)[0].args.split()[0]
+    final = image_of(of("FROM", FINAL_STAGE)[0])
     assert SHA256_DIGEST.search(final), f"the base image must be pinned by digest: {final}"
     name, _, tag = final.split("@")[0].partition(":")
     assert name == "nvidia/cuda" and re.fullmatch(r"\d+\.\d+\.\d+-(cudnn-)?runtime-ubuntu\d+\.\d+", tag), final
@@ -164,7 +172,7 @@ def test_base_image_is_cuda_pinned_by_digest_and_matches_torch() -> None:
 
 def test_every_other_image_is_pinned_too() -> None:
     for instruction in of("FROM"):
-        image = instruction.args.split()[0]
+        image = image_of(instruction)
         assert image == "scratch" or SHA256_DIGEST.search(image), f"line {instruction.line}: {image}"
     for add in of("ADD"):
         assert flag_values(add, "checksum"), f"line {add.line}: ADD downloads must carry --checksum=sha256:..."
@@ -181,8 +189,8 @@ def test_no_instruction_downloads_from_a_url() -> None:
 
 
 def test_uv_comes_from_its_official_image_by_digest_and_stays_out_of_the_layers() -> None:
-    [stage] = [i for i in of("FROM") if "/astral-sh/uv:" in i.args.split()[0]]
-    image, alias = stage.args.split()[0], stage.args.split()[-1]
+    [stage] = [i for i in of("FROM") if "/astral-sh/uv:" in image_of(i)]
+    image, alias = image_of(stage), stage.args.split()[-1]
     assert SHA256_DIGEST.search(image) and re.fullmatch(r"ghcr\.io/astral-sh/uv:\d+\.\d+\.\d+@.*", image), image
     assert stage.stage < FINAL_STAGE and stage.args.split()[-2].upper() == "AS"
     [system] = [run for run in of("RUN") if SYSTEM_STEP in run.args]
@@ -201,6 +209,77 @@ def test_python_is_3_11_like_the_constraints() -> None:
     assert python is not None and python.startswith("/opt/python/")
     [system] = [run for run in of("RUN") if SYSTEM_STEP in run.args]
     assert "--install-dir /opt/python" in system.args and '"${PYTHON}" -c' in system.args
+
+
+# --- the remote inputs as build arguments (scripts/image_check.sh --offline swaps in stand-ins) -------
+
+
+def test_each_remote_input_is_a_build_argument_whose_default_is_the_pin() -> None:
+    """A build with no arguments is the pinned release recipe: the FROM lines name only these global ARGs."""
+    globals_ = args_declared(-1)
+    assert set(globals_) == {"UV_IMAGE", "BASE_IMAGE"}
+    assert [i.args for i in of("FROM")] == ["${UV_IMAGE} AS uv", "${BASE_IMAGE}"]
+    assert all(default and SHA256_DIGEST.search(default) for default in globals_.values())
+    declared = args_declared(FINAL_STAGE)
+    assert (declared["PYTHON_SOURCE"], declared["COMFYUI_SOURCE"]) == ("uv", "git")
+    [comfy] = [run for run, command in app_steps() if command.startswith("scripts/install_comfyui.py")]
+    assert '--source "${COMFYUI_SOURCE}"' in comfy.args
+
+
+def run_system_step(tmp_path: Path, source: str) -> tuple[subprocess.CompletedProcess[str], str]:
+    """The system step's shell with PYTHON_SOURCE set, every command it runs stubbed to record its call; PYTHON
+    points into tmp_path, and the stub python3.11 answers like Python 3.11."""
+    calls = tmp_path / "calls"
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    record = '#!/bin/sh\necho "$(basename "$0") $*" >> "$CALLS"\n'
+    for name in ("apt-get", "uv", "ln"):
+        (stubs / name).write_text(record)
+        (stubs / name).chmod(0o755)
+    python = tmp_path / "opt" / "python" / "bin" / "python3.11"
+    python.parent.mkdir(parents=True)
+    python.write_text(record)
+    python.chmod(0o755)
+    [system] = [run for run in of("RUN") if SYSTEM_STEP in run.args]
+    done = subprocess.run(
+        ["/bin/sh", "-c", system.args.replace("/tmp/uv-cache", str(tmp_path / "uv-cache"))],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env={
+            "PATH": f"{stubs}:{os.environ['PATH']}",
+            "CALLS": str(calls),
+            "PYTHON_SOURCE": source,
+            "PYTHON_VERSION": "3.11.17",
+            "PYTHON": str(python),
+        },
+    )
+    return done, calls.read_text() if calls.exists() else ""
+
+
+def test_system_step_installs_python_with_uv_by_default(tmp_path: Path) -> None:
+    done, calls = run_system_step(tmp_path, "uv")
+    assert done.returncode == 0, done.stderr
+    lines = calls.splitlines()
+    assert lines[1] == "apt-get install -y --no-install-recommends ca-certificates git"
+    assert lines[2] == "uv python install --install-dir /opt/python --no-bin 3.11.17"
+    assert lines[3].startswith("python3.11 -c import platform") and len(lines) == 4
+
+
+def test_system_step_links_the_bases_python_with_system(tmp_path: Path) -> None:
+    done, calls = run_system_step(tmp_path, "system")
+    assert done.returncode == 0, done.stderr
+    lines = calls.splitlines()
+    assert lines[1].endswith("ca-certificates git python3.11 python3.11-venv")
+    assert lines[2] == f"ln -s /usr/bin/python3.11 {tmp_path}/opt/python/bin/python3.11"
+    assert not [line for line in lines if line.startswith("uv ")]
+
+
+def test_system_step_refuses_other_python_sources(tmp_path: Path) -> None:
+    done, calls = run_system_step(tmp_path, "conda")
+    assert done.returncode == 2 and "PYTHON_SOURCE must be uv or system, not 'conda'" in done.stderr
+    assert "install" not in calls
 
 
 # --- every step is one CI runs too -------------------------------------------------------------------
