@@ -96,7 +96,7 @@ def test_ci_caches_are_keyed_by_what_keys_them_here() -> None:
 def test_release_builds_with_bake_and_pushes_both_tags() -> None:
     release = load("release.yml")
     assert release[True]["release"]["types"] == ["published"] and "workflow_dispatch" in release[True]
-    [bake] = [step for step in steps("release.yml") if "buildx bake" in step.get("run", "")]
+    [bake] = [step for step in steps("release.yml") if "buildx bake --push" in step.get("run", "")]
     assert bake["run"].split()[:4] == ["docker", "buildx", "bake", "--push"]
     # The bake file's variables come from the job: the image from repository variables, the version.
     job_env = next(iter(release["jobs"].values()))["env"]
@@ -109,9 +109,25 @@ def test_release_builds_with_bake_and_pushes_both_tags() -> None:
 
 
 def test_release_passes_the_tokens_the_bake_secrets_read_from_secrets() -> None:
-    [bake] = [step for step in steps("release.yml") if "buildx bake" in step.get("run", "")]
+    bakes = [step for step in steps("release.yml") if "buildx bake" in step.get("run", "")]
     wanted = {entry.split("env=")[1] for entry in resolved("baked")["secret"]}
-    assert bake["env"] == {name: f"${{{{ secrets.{name} }}}}" for name in wanted}
+    assert len(bakes) == 2
+    for bake in bakes:
+        assert bake["env"] == {name: f"${{{{ secrets.{name} }}}}" for name in wanted}
+
+
+def test_release_smoke_tests_both_images_before_it_logs_in_and_pushes_them_attested() -> None:
+    """A release is tested before it is pushed: build and load, run the image checks on each tag, then push with
+    an SBOM and provenance."""
+    names = [step.get("name") or step.get("uses", "") for step in steps("release.yml")]
+    runs = [step.get("run", "") for step in steps("release.yml")]
+    load = next(i for i, run in enumerate(runs) if run.startswith("docker buildx bake --load"))
+    smoke = next(i for i, run in enumerate(runs) if "scripts/image_check.sh --image" in run)
+    login = next(i for i, name in enumerate(names) if name.startswith("docker/login-action@"))
+    push = next(i for i, run in enumerate(runs) if run.startswith("docker buildx bake --push"))
+    assert load < smoke < login < push
+    assert runs[smoke].count("scripts/image_check.sh --image") == 2 and '"$IMAGE:$VERSION-volume"' in runs[smoke]
+    assert "*.attest=type=sbom" in runs[push] and "*.attest=type=provenance,mode=max" in runs[push]
 
 
 def test_release_writes_the_digests_into_the_summary_and_names_no_account() -> None:
