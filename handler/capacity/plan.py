@@ -80,7 +80,7 @@ def _cold_start(measured: Measured, pool: str, report: Report | None) -> tuple[f
             raise InputError("--cold-start-s", f"{given!r} is not a number of seconds >= 0")
         return seconds, f"--cold-start-s {given}"
     if report is not None and report.cold_start_s is not None:
-        return report.cold_start_s, report.cold_start_source
+        return report.cold_start_s, f"{report.cold_start_s:.2f} s, {report.cold_start_source}"
     why = f"; {report.cold_start_source}" if report is not None else ""
     return DEFAULT_COLD_START_S, DEFAULT_COLD_START_SOURCE + why
 

@@ -143,7 +143,7 @@ def test_a_report_gives_job_times_and_cold_start_and_says_so(
     sources = result["sources"]
     assert sources["job_time"].startswith("report.json: executionTime of 4 jobs, median 5.50 s (mean 6.00 s)")
     # The cold start: the first job's delayTime less the median of the others'.
-    assert sources["cold_start_s"] == "report.json: first job's delayTime less the others' median"
+    assert sources["cold_start_s"] == "39.60 s, report.json: first job's delayTime less the others' median"
     assert result["billed_worker_s"]["cold_start"] == pytest.approx(
         result["cold_starts"]["total"] * (40.0 - 0.4), abs=0.05
     )
@@ -297,7 +297,10 @@ def test_the_example_report_runs_and_says_it_is_not_a_measurement(capsys: pytest
         "--pool",
         "ADA_80_PRO",
     )
-    assert result["sources"]["cold_start_s"].endswith("first job's delayTime less the others' median")
+    assert (
+        result["sources"]["cold_start_s"]
+        == "31.46 s, example-report-h100.json: first job's delayTime less the others' median"
+    )
     assert result["billed_worker_s"]["cold_start"] == pytest.approx(result["cold_starts"]["total"] * 31.46, abs=0.05)
     execution = [3.948, 4.21, 4.32, 4.375, 4.82, 5.006]
     assert f"median {statistics.median(execution):.2f} s" in result["sources"]["job_time"]
