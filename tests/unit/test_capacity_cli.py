@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import statistics
 import subprocess
 import sys
@@ -15,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench import capacity_speed
 from handler.capacity import prices, traffic
 from handler.capacity.__main__ import main
 from handler.paths import REPO
@@ -333,3 +335,12 @@ def test_simulate_needs_no_plotting_library_and_plot_says_what_it_needs(tmp_path
     assert set(json.loads(served.stdout)) == RESULT_KEYS
     plotted = capacity("--plot", str(tmp_path / "p.png"))
     assert plotted.returncode == 2 and "--plot: needs matplotlib (requirements-dev.txt" in plotted.stderr
+
+
+def test_the_speed_benchmark_runs_and_prints_its_figures(capsys: pytest.CaptureFixture[str]) -> None:
+    capacity_speed.main(["--rates", "0.5", "--hours", "0.2", "--reps", "1", "--recommend", "3"])
+    printed = capsys.readouterr().out
+    found = re.search(r"0\.5/s for 0\.2 h: ([\d,]+) requests +median [\d.]+ s.*; [\d.]+ us a request", printed)
+    assert found is not None, printed
+    assert 280 < int(found.group(1).replace(",", "")) < 440  # 0.5 a second for 720 s: 360, Poisson
+    assert re.search(r"3/min, default space and hours +median [\d.]+ s.*; \d+ configurations", printed)
