@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> None:
             took = timed(partial(capacity, command), 1)
         simulated = json.loads(printed.getvalue())["simulated"]
         rows.append((f"{per_min:g}/min, default space and hours", f"{took.s()}; {simulated} configurations"))
-    print_table("recommend --p95-s 10, one run each", rows)
+    if rows:
+        print_table("recommend --p95-s 10, one run each", rows)
 
 
 if __name__ == "__main__":

@@ -18,10 +18,17 @@ from handler.capacity.endpoint import Endpoint, Scaler
 from handler.capacity.plan import Measured, Plan, by_pool, resolve
 from handler.capacity.traffic import InputError, Traffic
 
+DESCRIPTION = "How many workers, which GPU, what it costs, at what p95: a RunPod endpoint simulated from job times."
 DEFAULT_POOL = "ADA_24"  # the first of .runpod/hub.json's pools
 DEFAULT_HOURS = 24.0
 # recommend simulates many configurations: without --hours, a busy endpoint's day is shortened to this many requests.
 SEARCH_REQUESTS = 200_000
+# The flags a pool can have its own of ([POOL=]VALUE, repeatable): flag, metavar, help.
+PER_POOL = (
+    ("--job-time", "[POOL=]SPEC", "fixed:S, exp:MEAN or lognormal:P50,P95 (seconds)"),
+    ("--from-report", "[POOL=]FILE", "the acceptance run's report.json: executionTime and the cold start's delayTime"),
+    ("--cold-start-s", "[POOL=]S", "seconds from a worker's start to its first job (default: the report's, else 30)"),
+)
 
 
 def common(parser: argparse.ArgumentParser) -> None:
@@ -37,27 +44,8 @@ def common(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--seed", type=int, default=1, metavar="N", help="the same seed gives the same run (1)")
     jobs = parser.add_argument_group("job time and cold start ([POOL=] gives one pool its own)")
-    jobs.add_argument(
-        "--job-time",
-        action="append",
-        default=[],
-        metavar="[POOL=]SPEC",
-        help="fixed:S, exp:MEAN or lognormal:P50,P95 (seconds)",
-    )
-    jobs.add_argument(
-        "--from-report",
-        action="append",
-        default=[],
-        metavar="[POOL=]FILE",
-        help="the acceptance run's report.json: executionTime and the cold start's delayTime",
-    )
-    jobs.add_argument(
-        "--cold-start-s",
-        action="append",
-        default=[],
-        metavar="[POOL=]S",
-        help="seconds from a worker's start to its first job (default: the report's, else 30)",
-    )
+    for flag, metavar, text in PER_POOL:
+        jobs.add_argument(flag, action="append", default=[], metavar=metavar, help=text)
     parser.add_argument("--price-per-s", metavar="FLEX[,ACTIVE]", help="USD a second (default: data/prices.json)")
     parser.add_argument(
         "--scaler-look-s",
@@ -78,7 +66,7 @@ def common(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
-    parser = argparse.ArgumentParser(prog="python -m handler.capacity", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m handler.capacity", description=DESCRIPTION)
     commands = parser.add_subparsers(dest="command", required=True)
     simulate = commands.add_parser("simulate", help="one endpoint configuration under one traffic pattern")
     common(simulate)
