@@ -140,7 +140,8 @@ def plan(args: argparse.Namespace, pools: list[str]) -> Plan:
     )
     price_list = prices.load()
     source = traffic_source(args)
-    return Plan(source, {pool: resolve(measured, pool, price_list) for pool in pools}, args.seed)
+    compared = len(pools) > 1
+    return Plan(source, {pool: resolve(measured, pool, price_list, compared=compared) for pool in pools}, args.seed)
 
 
 def scaler(text: str, flag: str) -> Scaler:

@@ -85,8 +85,9 @@ def _cold_start(measured: Measured, pool: str, report: Report | None) -> tuple[f
     return DEFAULT_COLD_START_S, DEFAULT_COLD_START_SOURCE + why
 
 
-def resolve(measured: Measured, pool: str, prices: PriceList) -> PoolPlan:
-    """One pool's job time, cold start and price, each with its source."""
+def resolve(measured: Measured, pool: str, prices: PriceList, *, compared: bool = False) -> PoolPlan:
+    """One pool's job time, cold start and price, each with its source. ``compared``: other pools are planned
+    too, so a job time that is not this pool's own is said to be borrowed."""
     price = prices.price(pool)
     path = _pick(measured.reports, pool)
     report = read_report(Path(path)) if path is not None else None
@@ -102,8 +103,10 @@ def resolve(measured: Measured, pool: str, prices: PriceList) -> PoolPlan:
     if measured.price_per_s is not None:
         price, price_source = override(measured.price_per_s), f"--price-per-s {measured.price_per_s}"
     timing = Timing(cold, measured.look_s, measured.starts_per_look)
+    borrowed = compared and pool not in measured.job_times and pool not in measured.reports
     sources = {
-        "job_time": f"{job_time.source} (mean {job_time.mean_s():.2f} s)",
+        "job_time": f"{job_time.source} (mean {job_time.mean_s():.2f} s)"
+        + ("; not measured on this pool: the same for every pool without its own ([POOL=])" if borrowed else ""),
         "cold_start_s": cold_source,
         "price_per_s": f"{price_source}: flex {price.flex_per_s:g}, active {price.active_per_s:g}",
         "scaler": f"looks every {timing.look_s:g} s (--scaler-look-s), starts "

@@ -344,3 +344,15 @@ def test_the_speed_benchmark_runs_and_prints_its_figures(capsys: pytest.CaptureF
     assert found is not None, printed
     assert 280 < int(found.group(1).replace(",", "")) < 440  # 0.5 a second for 720 s: 360, Poisson
     assert re.search(r"0\.5/min, default space and hours +median [\d.]+ s.*; \d+ configurations", printed)
+
+
+def test_pools_compared_on_one_job_time_say_it_was_not_measured_on_each(capsys: pytest.CaptureFixture[str]) -> None:
+    report = run_json(capsys, "recommend", *FAST, "--job-time", "AMPERE_80=lognormal:2,3", "--p95-s", "12",
+                      "--pool", "AMPERE_24", "--pool", "AMPERE_80", "--search-idle-timeout-s", "60")  # fmt: skip
+    # AMPERE_24 at 0.00019 a second for 4-7 s jobs is cheaper than AMPERE_80 at 0.00076 for 2-3 s jobs, but its
+    # job time was not measured there, and the choice says so.
+    assert report["choice"]["pool"] == "AMPERE_24"
+    sources = report["result"]["sources"]["job_time"]
+    assert sources.startswith("--job-time lognormal:4,7 (mean 4.24 s); not measured on this pool: the same for")
+    pools = {entry["settings"]["pool"] for entry in report["frontier"]}
+    assert pools == {"AMPERE_24", "AMPERE_80"}
