@@ -46,8 +46,9 @@ def frontier(path: Path, report: dict[str, Any], points: list[tuple[float, float
             [e["cost_per_hour"] for e in over],
             [e["p95_s"] for e in over],
             marker="x",
-            s=60,
+            s=90,
             color="#d62728",
+            zorder=3,
             label="met the target, failed the re-check",
         )
     if report["choice"] is not None:
@@ -59,7 +60,9 @@ def frontier(path: Path, report: dict[str, Any], points: list[tuple[float, float
             f"{settings['scaler']}, {settings['pool']}",
             (chosen["cost_usd"]["per_hour"], chosen["latency_s"]["p95"]),
             textcoords="offset points",
-            xytext=(12, 12),
+            xytext=(50, 45),
+            arrowprops={"arrowstyle": "-", "color": "#2ca02c"},
+            bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "#2ca02c"},
         )
     axes.set_yscale("log")
     plain = plt.FuncFormatter(lambda value, _: f"{value:g}")
@@ -68,7 +71,7 @@ def frontier(path: Path, report: dict[str, Any], points: list[tuple[float, float
     axes.set_xlabel("cost, US dollars an hour")
     axes.set_ylabel("p95 latency, seconds (log)")
     axes.set_title("Capacity plan: cost against p95 latency")
-    axes.legend(loc="upper right")
+    axes.legend(loc="lower left")
     figure.savefig(path, dpi=120)
     plt.close(figure)
 
