@@ -56,6 +56,9 @@ def room(module: str) -> tuple[str, int] | None:
     if len(parts) > 1 and parts[1] == "acceptance":
         # A deployed endpoint, from outside: a tool, which nothing on a job's path may import.
         return "acceptance", OUTER
+    if len(parts) > 1 and parts[1] == "capacity":
+        # An endpoint's sizing (the capacity planner): a tool like the acceptance run, in a room of its own.
+        return "capacity", OUTER
     if len(parts) > 2 and parts[1] == "doors":
         # Each door is a room of its own; the doors package's own modules serve both.
         return ("doors." + parts[2] if parts[2] not in ("threads", "__init__") else "doors"), OUTER
@@ -110,6 +113,10 @@ def test_imports_point_inward() -> None:
         ("handler.doors.runpod.worker", "handler.acceptance.checks", "crosses between outer rooms"),
         ("handler.generate", "handler.acceptance.report", "points outward"),
         ("handler.acceptance.checks", "handler.png", None),
+        ("handler.generate", "handler.capacity.engine", "points outward"),
+        ("handler.doors.runpod.worker", "handler.capacity.plan", "crosses between outer rooms"),
+        ("handler.capacity.plan", "handler.acceptance.report", "crosses between outer rooms"),
+        ("handler.capacity.plan", "handler.capacity.engine", None),
         ("handler.workflow.check", "handler.workflow.__main__", "imports an entry point"),
         ("handler.doors.alpha.server", "handler.generate", None),
         ("handler.__main__", "handler.doors.runpod.worker", None),
