@@ -7,15 +7,27 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
 from handler.paths import REPO
 from handler.settings import Settings
-from tests.helpers import assert_success_contract, child_env, decode_png, free_port, http, post_json, wait_http
+from tests.helpers import (
+    assert_error,
+    assert_success_contract,
+    child_env,
+    decode_png,
+    free_port,
+    http,
+    post_json,
+    wait_http,
+)
 
 pytestmark = pytest.mark.comfyui
 
@@ -189,3 +201,80 @@ def test_refuses_to_start_with_a_workflow_this_comfyui_cannot_run(test_settings:
         f"{loader} (CheckpointLoaderSimple): ckpt_name 'juggernautXL_v9.safetensors' is not available"
     ) in text
     assert "warm-up" not in text and "RunPod worker starting" not in text
+
+
+# About 10 s of sampling at 64 px on the CI machine: room to kill ComfyUI mid-job.
+DEATH_STEPS = 24
+
+
+def kill_comfyui_mid_job(proc: subprocess.Popen[bytes], settings: Settings, send: Callable[[], Any]) -> Any:
+    """Send a job on a thread, SIGKILL ComfyUI once it samples, and return what the job's caller got (or the
+    exception that ended its request)."""
+    answer: list[Any] = []
+
+    def call() -> None:
+        try:
+            answer.append(send())
+        except Exception as exc:  # a cut connection is the defect under test: report it, do not hang
+            answer.append(exc)
+
+    caller = threading.Thread(target=call, daemon=True)
+    caller.start()
+    queue_url = f"{settings.comfyui_url}/queue"
+    deadline = time.monotonic() + 120
+    while not json.loads(http("GET", queue_url).body)["queue_running"]:
+        assert time.monotonic() < deadline and caller.is_alive(), "the job never reached ComfyUI"
+        time.sleep(0.1)
+    [comfy] = [c for c in psutil.Process(proc.pid).children(recursive=True) if "main.py" in " ".join(c.cmdline())]
+    comfy.kill()
+    caller.join(60)
+    assert answer, "the caller got no answer within 60 s of ComfyUI's death"
+    return answer[0]
+
+
+def test_comfyui_death_mid_runsync_answers_comfyui_unavailable(test_settings: Settings, tmp_path: Path) -> None:
+    """RunPod's local API: the caller of a /runsync whose ComfyUI died gets comfyui_unavailable, then the worker
+    stops (code 1: the container restarts)."""
+    settings = test_settings.replace(
+        comfyui_port=free_port(), output_dir=tmp_path / "output", test_size=64, test_steps=DEATH_STEPS, warmup=False
+    )
+    api = free_port()
+    proc = start(settings, tmp_path / "bootstrap.log", "--rp_serve_api", "--rp_api_port", str(api))
+    try:
+        wait_http(f"http://127.0.0.1:{api}/docs", 300)
+        got = kill_comfyui_mid_job(
+            proc, settings, lambda: post_json(f"http://127.0.0.1:{api}/runsync", {"input": {"prompt": "a lamp"}}, 120)
+        )
+        assert not isinstance(got, Exception), f"the /runsync caller got {got!r}, not an answer"
+        status, body = got
+        assert status == 200
+        assert_error(body, "comfyui_unavailable", None)
+        assert proc.wait(60) == 1
+    finally:
+        stop_group(proc)
+
+
+def test_comfyui_death_mid_alpha_job_answers_comfyui_unavailable(test_settings: Settings, tmp_path: Path) -> None:
+    """The alpha API: the caller gets the contract's 503 comfyui_unavailable, then the supervisor stops."""
+    settings = test_settings.replace(
+        comfyui_port=free_port(),
+        output_dir=tmp_path / "output",
+        serve_port=free_port(),
+        test_size=64,
+        test_steps=DEATH_STEPS,
+        warmup=False,
+    )
+    base = f"http://127.0.0.1:{settings.serve_port}/alpha/v1"
+    proc = start(settings, tmp_path / "bootstrap.log", "serve")
+    try:
+        wait_http(f"{base}/openapi.json", 300)
+        body = json.dumps({"prompt": "a lamp"}).encode()
+        got = kill_comfyui_mid_job(
+            proc, settings, lambda: http("POST", f"{base}/txt2img", body, {"Content-Type": "application/json"}, 120)
+        )
+        assert not isinstance(got, Exception), f"the alpha API caller got {got!r}, not an answer"
+        assert got.status == 503, got.body[:300]
+        assert_error(got.json(), "comfyui_unavailable", None)
+        assert proc.wait(60) == 1
+    finally:
+        stop_group(proc)

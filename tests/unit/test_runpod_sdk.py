@@ -204,19 +204,43 @@ def test_the_drain_waits_for_held_jobs_then_exits() -> None:
     assert len(exited) == 1 and 0.5 <= exited[0][0] - started < 1.0 and exited[0][1] == 0
 
 
+def test_the_drain_waits_for_the_handlers_own_jobs_too() -> None:
+    """RunPod's local API counts no job in the SDK's JobsProgress: a /runsync whose handler still runs (ComfyUI
+    died under it) is waited for, and there the drain leaves the exit to the local server, which answers first."""
+    in_flight, running = InFlight(), threading.Event()
+    exited: list[int] = []
+
+    def handler() -> None:
+        with in_flight.track("runsync", JobCancel()):
+            running.set()
+            time.sleep(0.5)
+
+    threading.Thread(target=handler, daemon=True).start()
+    assert running.wait(5)
+    started = time.monotonic()
+    Drain(in_flight, 5.0, held=lambda: 0, exit=exited.append, ends_process=False).run()
+    waited = time.monotonic() - started
+    assert 0.5 <= waited < 1.0 and exited == []
+    Drain(InFlight(), 5.0, held=lambda: 0, exit=exited.append).run()
+    assert exited == [0], "the production loop's drain ends the process"
+
+
 def test_past_the_drain_bound_the_job_is_cancelled_with_the_reason() -> None:
     in_flight, cancel = InFlight(), JobCancel()
     exited: list[int] = []
     held = [1]
+    running = threading.Event()
 
-    def on_cancel() -> None:
-        cancel.wait(10)
+    def job() -> None:
+        with in_flight.track("long", cancel):
+            running.set()
+            cancel.wait(10)
         held[0] = 0  # the job ended and its error was posted
 
-    with in_flight.track("long", cancel):
-        threading.Thread(target=on_cancel, daemon=True).start()
-        started = time.monotonic()
-        Drain(in_flight, 0.5, held=lambda: held[0], exit=exited.append).run()
+    threading.Thread(target=job, daemon=True).start()
+    assert running.wait(5)
+    started = time.monotonic()
+    Drain(in_flight, 0.5, held=lambda: held[0], exit=exited.append).run()
     assert 0.5 <= time.monotonic() - started < 1.5 and exited == [0]
     assert cancel.reason is not None and "drain time of 0.5 s (ALPHA_DRAIN_TIMEOUT_S)" in cancel.reason
     # The door reports that reason instead of RunPod's "cancelled".

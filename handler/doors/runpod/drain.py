@@ -6,6 +6,12 @@ posted result, then sends ``DRAIN_SIGNAL``, which starts ``Drain``: it waits unt
 that), at most ``ALPHA_DRAIN_TIMEOUT_S``. Past the bound it cancels the jobs in flight with a reason, so their
 prompts are interrupted and ``cancelled`` is posted for them, waits for those posts (``CANCEL_GRACE_S``), and
 exits. The SDK's own loop would otherwise linger in its job-take and job-stop long-polls for up to 90 s.
+
+RunPod's local API (``--rp_serve_api``) counts no job there, and answers a ``/runsync`` only after the handler
+returned: so the drain also waits for the jobs this worker's handler runs (``InFlight``), and there it does not end
+the process itself. uvicorn, which had SIGTERM first, sends the answers it owes and then stops the SDK's server,
+so a job in flight when ComfyUI died still answers ``comfyui_unavailable``. The supervisor's bound stays the
+backstop.
 """
 
 from __future__ import annotations
@@ -60,6 +66,10 @@ class InFlight:
             with self._lock:
                 self._jobs.pop(job_id, None)
 
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._jobs)
+
     def cancel_all(self, reason: str) -> list[str]:
         with self._lock:
             jobs = dict(self._jobs)
@@ -77,7 +87,8 @@ def sdk_jobs_held() -> int:
 
 
 class Drain:
-    """Started once, from ``DRAIN_SIGNAL``'s handler; ends the process."""
+    """Started once, from ``DRAIN_SIGNAL``'s handler; ends the process when ``ends_process`` (the SDK's production
+    loop), else leaves that to the local server it runs."""
 
     def __init__(
         self,
@@ -86,9 +97,15 @@ class Drain:
         *,
         held: Callable[[], int] = sdk_jobs_held,
         exit: Callable[[int], None] = os._exit,
+        ends_process: bool = True,
     ) -> None:
-        self.in_flight, self.timeout_s, self.held, self.exit = in_flight, timeout_s, held, exit
+        self.in_flight, self.timeout_s, self.sdk_held, self.exit = in_flight, timeout_s, held, exit
+        self.ends_process = ends_process
         self.thread: threading.Thread | None = None
+
+    def held(self) -> int:
+        """Jobs not yet answered: the SDK's (until posted) and our handler's (until it returns), whichever more."""
+        return max(self.sdk_held(), len(self.in_flight))
 
     def install(self) -> None:
         signal.signal(DRAIN_SIGNAL, self.on_signal)
@@ -109,7 +126,10 @@ class Drain:
             log.warning("drain time of %g s is up: cancelling %s", self.timeout_s, self.in_flight.cancel_all(reason))
             if not self._wait_until_idle(CANCEL_GRACE_S):
                 log.error("%d job(s) still held %.0f s after their cancel; exiting anyway", self.held(), CANCEL_GRACE_S)
-        self._leave()
+        if self.ends_process:
+            self._leave()
+        else:
+            log.info("drained; the local API stops once it has sent its answers")
 
     def _wait_until_idle(self, seconds: float) -> bool:
         deadline = time.monotonic() + seconds

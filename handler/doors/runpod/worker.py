@@ -68,7 +68,7 @@ def make_handler(
     task, which only reaches async code. The job runs in a thread this handler owns; on cancellation the
     thread is told, interrupts and dequeues the job's prompt, and ends. ``in_flight`` lets the drain cancel
     it; with ``progress``, ComfyUI's progress events go to RunPod, all of them before the handler returns."""
-    jobs = in_flight or InFlight()
+    jobs = in_flight if in_flight is not None else InFlight()
 
     async def handler(job: dict[str, Any]) -> dict[str, Any]:
         job_id = str(job.get("id") or "-")
@@ -128,8 +128,8 @@ def main(*, gated: bool = False) -> int:
     RunPodLogger().set_level(settings.runpod_log_level)
 
     in_flight = InFlight()
-    Drain(in_flight, settings.drain_timeout_s).install()
     production = sdk_runs_production(sys.argv[1:])
+    Drain(in_flight, settings.drain_timeout_s, ends_process=production).install()
     handler = make_handler(generator, in_flight=in_flight, progress=production)
     if gated and not wait_at_the_gate(settings, started):
         return 1
