@@ -127,8 +127,19 @@ def test_the_reader_reads_blocks_lists_and_maps() -> None:
         Reader("target t { a = 1.5 }").body(None)
 
 
-def test_the_default_group_builds_the_two_images() -> None:
-    assert blocks("group")["default"]["targets"] == ["baked", "volume"] == BUILT
+def test_the_default_group_builds_the_three_images() -> None:
+    assert blocks("group")["default"]["targets"] == ["baked", "volume", "layers"]
+    assert sorted(blocks("group")["default"]["targets"]) == BUILT
+
+
+def test_the_layers_image_is_the_baked_one_with_both_layer_modes() -> None:
+    """A release ships the layer modes: the baked image plus both modes' files, under its own tag."""
+    baked, layers = resolved("baked"), resolved("layers")
+    assert layers["args"] == {"BAKE_MODELS": "1", "LAYER_MODES": "foreground,background"}
+    assert layers["tags"] == ["${IMAGE}:${VERSION}-layers"]
+    assert {k: v for k, v in layers.items() if k not in ("args", "tags")} == {
+        k: v for k, v in baked.items() if k not in ("args", "tags")
+    }
 
 
 @pytest.mark.parametrize("name", BUILT)
