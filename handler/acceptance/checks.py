@@ -1,138 +1,164 @@
-"""Every acceptance criterion, checked on one answer.
+"""Every acceptance criterion, checked on one answer against the job that asked for it.
 
-A success answer is: status success, ``url`` a PNG data URI, ``image_base64`` the same bytes, a PNG, RGBA,
-an alpha channel neither flat nor empty (by the worker's own rule: at most ``ALPHA_MAX_UNIFORM_ALPHA`` of
-the pixels fully opaque, or fully transparent), and the size asked for. The alpha API sends the PNG as a
-file, not base64: its two base64 criteria do not apply (``ok`` None).
+A success answer is: status success; the image delivered as the job asked (``inline``: ``url`` a data URI of the
+format's MIME type and ``image_base64`` its payload; ``base64``: ``image_base64`` alone); the bytes, ``filename``,
+``info.format`` and ``info.mime_type`` the format asked; RGBA (a background: opaque); an alpha channel neither
+flat nor empty (by the worker's own rule: at most ``ALPHA_MAX_UNIFORM_ALPHA`` of the pixels fully opaque, or
+fully transparent; a trim: visible pixels); the size asked for (a trim: the crop of the visible pixels' box);
+``info.mode`` the mode asked; and in a layer mode ``layers.blended``, an opaque picture of the same size, format
+and delivery. The alpha API sends files, not base64: its two base64 criteria do not apply (``ok`` None).
+Every value of the answer is read at the type it should have (``values``): a wrong one fails its criterion.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import io
-from dataclasses import dataclass, field
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
-
+from handler.acceptance import values
 from handler.acceptance.clients import Answer
+from handler.acceptance.pictures import (
+    Picture,
+    alpha_criterion,
+    format_criterion,
+    is_opaque,
+    open_picture,
+    rgba_criterion,
+    size_criterion,
+)
 from handler.acceptance.prompts import Case
-from handler.errors import AlphaError, TransparencyError
-from handler.png import check_rgba
+from handler.acceptance.results import Criterion, Result
 from handler.settings import Settings
 
-DATA_URI = "data:image/png;base64,"
-CRITERIA = ("status", "data_uri", "base64", "png", "rgba", "alpha", "size")
 MAX_UNIFORM = Settings().max_uniform_alpha  # the worker's default rule
 
 
-@dataclass(frozen=True)
-class Criterion:
-    name: str
-    ok: bool | None  # None: does not apply to this API
-    detail: str
-
-
-@dataclass
-class Result:
-    case: Case
-    answer: Answer | None
-    criteria: list[Criterion] = field(default_factory=list)
-    png: bytes | None = None
-    alpha: dict[str, Any] | None = None
-    size: tuple[int, int] | None = None
-    test_mode: dict[str, Any] | None = None
-    error: str | None = None
-
-    @property
-    def passed(self) -> bool:
-        checked = {c.name for c in self.criteria}
-        return self.error is None and checked == set(CRITERIA) and all(c.ok is not False for c in self.criteria)
-
-
-def check(case: Case, answer: Answer, mode: str, max_uniform: float = MAX_UNIFORM) -> Result:
+def check(case: Case, answer: Answer, api: str, max_uniform: float = MAX_UNIFORM) -> Result:
     """The criteria in CRITERIA's order; those after a failed one that they need fail too, saying why."""
     result = Result(case, answer, error=answer.error)
-    body = answer.output if isinstance(answer.output, dict) else {}
-    info: dict[str, Any] = body["info"] if isinstance(body.get("info"), dict) else {}
-    result.test_mode = info.get("test_mode") if isinstance(info.get("test_mode"), dict) else None
-    if mode == "alpha":
-        ok = answer.status == "HTTP 200" and answer.png is not None
-        result.criteria.append(Criterion("status", ok, f"{answer.status}; file {'fetched' if ok else 'missing'}"))
-        result.criteria += [
-            Criterion("data_uri", None, "the alpha API answers a file URL"),
-            Criterion("base64", None, "the alpha API sends the PNG as a file"),
-        ]
-        result.png = answer.png
+    body = values.obj(answer.output)
+    info = values.obj(body.get("info"))
+    result.test_mode = test_mode(info)
+    if api == "alpha":
+        result.criteria += alpha_delivery(answer)
+        data = answer.files.get("image")
     else:
-        result.criteria += runpod_criteria(answer, body)
-        result.png = decoded(body)
-    result.criteria += image_criteria(result, info, max_uniform)
+        delivery, data = delivered(body, case)
+        result.criteria += [runpod_status(answer, body), *delivery]
+    picture = open_picture(data) if data is not None else "no image to check"
+    result.criteria += image_criteria(result, picture, body, info, max_uniform)
+    result.criteria += [mode_criterion(case, info), layers_criterion(result, answer, body, api, picture)]
     return result
 
 
-def runpod_criteria(answer: Answer, body: dict[str, Any]) -> list[Criterion]:
+def test_mode(info: dict[str, Any]) -> dict[str, int | None] | None:
+    """``info.test_mode``: a test-mode worker validates the size asked for, then runs smaller; it says which."""
+    found = info.get("test_mode")
+    if not isinstance(found, dict):
+        return None
+    return {name: values.integer(found.get(name)) for name in ("width", "height", "steps")}
+
+
+def runpod_status(answer: Answer, body: dict[str, Any]) -> Criterion:
     success = answer.status == "COMPLETED" and body.get("status") == "success"
-    url, b64 = body.get("url"), body.get("image_base64")
-    is_uri = isinstance(url, str) and url.startswith(DATA_URI)
-    same = is_uri and isinstance(b64, str) and url == DATA_URI + b64
+    detail = f"job {answer.status}, output status {values.shown(body.get('status'))}"
+    return Criterion("status", success, detail + (f": {answer.error}" if answer.error else ""))
+
+
+def alpha_delivery(answer: Answer) -> list[Criterion]:
+    ok = answer.status == "HTTP 200" and "image" in answer.files
     return [
-        Criterion("status", success, f"job {answer.status}, output status {body.get('status')!r}"),
-        Criterion("data_uri", is_uri, "url is a PNG data URI" if is_uri else f"url starts {str(url)[:40]!r}"),
-        Criterion("base64", same, "image_base64 is the data URI's payload" if same else "image_base64 differs"),
+        Criterion("status", ok, f"{answer.status}; file fetched" if ok else answer.error or answer.status),
+        Criterion("data_uri", None, "the alpha API answers a file URL"),
+        Criterion("base64", None, "the alpha API sends the image as a file"),
     ]
 
 
-def decoded(body: dict[str, Any]) -> bytes | None:
+def decoded(value: Any) -> bytes | None:
+    if not isinstance(value, str):
+        return None
     try:
-        return base64.b64decode(str(body["image_base64"]), validate=True)
-    except (KeyError, binascii.Error, ValueError):
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
         return None
 
 
-def image_criteria(result: Result, info: dict[str, Any], max_uniform: float) -> list[Criterion]:
-    if result.png is None:
-        return [Criterion(name, False, "no image to check") for name in ("png", "rgba", "alpha", "size")]
-    try:
-        with Image.open(io.BytesIO(result.png)) as image:
-            image.load()
-            kind, mode, result.size = image.format, image.mode, image.size
-    except (UnidentifiedImageError, OSError) as exc:
-        return [Criterion("png", False, f"not an image: {exc}")] + [
-            Criterion(name, False, "not an image") for name in ("rgba", "alpha", "size")
-        ]
+def delivered(entry: dict[str, Any], case: Case) -> tuple[list[Criterion], bytes | None]:
+    """An image in a RunPod output (the main one, or a layer), as the job's delivery says it comes: its
+    ``data_uri`` and ``base64`` criteria, and its bytes."""
+    prefix = f"data:image/{case.format};base64,"
+    url, b64 = entry.get("url"), entry.get("image_base64")
+    data = decoded(b64)
+    if case.delivery == "base64":
+        alone = url is None
+        why = "no url, as delivery base64 asks" if alone else f"url is there ({values.shown(url, 40)}), not asked"
+        return [
+            Criterion("data_uri", alone, why),
+            Criterion("base64", data is not None, "image_base64 is base64" if data else "image_base64 is not base64"),
+        ], data
+    is_uri = isinstance(url, str) and url.startswith(prefix)
+    same = is_uri and isinstance(b64, str) and url == prefix + b64 and data is not None
     return [
-        Criterion("png", kind == "PNG", f"{kind}, {len(result.png)} bytes"),
-        Criterion("rgba", mode == "RGBA", mode),
-        alpha_criterion(result, max_uniform),
-        size_criterion(result, info),
+        Criterion(
+            "data_uri", is_uri, f"url is a {prefix[:-1]} URI" if is_uri else f"url starts {values.shown(url, 40)!r}"
+        ),
+        Criterion("base64", same, "image_base64 is the data URI's payload" if same else "image_base64 differs"),
+    ], data
+
+
+def image_criteria(
+    result: Result, picture: Picture | str, body: dict[str, Any], info: dict[str, Any], max_uniform: float
+) -> list[Criterion]:
+    if isinstance(picture, str):
+        return [Criterion("format", False, picture)] + [
+            Criterion(name, False, "no image") for name in ("rgba", "alpha", "size")
+        ]
+    result.image, result.image_format = picture.data, picture.format
+    return [
+        format_criterion(picture, result.case, body.get("filename"), info),
+        rgba_criterion(picture, result.case, info),
+        alpha_criterion(result, picture, max_uniform),
+        size_criterion(result, picture, info),
     ]
 
 
-def alpha_criterion(result: Result, max_uniform: float) -> Criterion:
-    assert result.png is not None
-    try:
-        stats = check_rgba(result.png, max_uniform=1.0).as_dict()  # the figures; the rule is applied below
-    except TransparencyError:
-        return Criterion("alpha", False, "the alpha channel is one value: all opaque (flat) or all transparent (empty)")
-    except AlphaError as exc:
-        return Criterion("alpha", False, str(exc))
-    result.alpha = stats
-    flat, empty = stats["opaque"] > max_uniform, stats["transparent"] > max_uniform
-    detail = f"{stats['opaque']:.2%} opaque, {stats['transparent']:.2%} transparent, mean {stats['alpha_mean']}"
-    return Criterion("alpha", not (flat or empty), detail + (" (flat)" if flat else " (empty)" if empty else ""))
+def mode_criterion(case: Case, info: dict[str, Any]) -> Criterion:
+    got = info.get("mode")
+    ok = got == case.mode
+    return Criterion("mode", ok, f"mode {case.mode}" if ok else f"asked {case.mode}; info.mode is {values.shown(got)}")
 
 
-def size_criterion(result: Result, info: dict[str, Any]) -> Criterion:
-    case, got = result.case, result.size
-    asked = (case.width, case.height)
-    reported = (info.get("width"), info.get("height"))
-    if result.test_mode is not None:
-        # A test-mode worker validates the size asked for, then runs smaller; it says which.
-        expected = (result.test_mode.get("width"), result.test_mode.get("height"))
-        note = f"test mode: asked {asked[0]}x{asked[1]}, runs {expected[0]}x{expected[1]}"
+def layers_criterion(result: Result, answer: Answer, body: dict[str, Any], api: str, main: Picture | str) -> Criterion:
+    """Mode text returns no layers; a layer mode ``layers.blended``: opaque, the main image's size, in the
+    job's format and delivery."""
+    case, layers = result.case, body.get("layers")
+    if case.mode == "text":
+        if layers is None:
+            return Criterion("layers", None, "mode text returns no layers")
+        return Criterion("layers", False, f"a text job answered layers: {values.shown(layers)}")
+    entry = values.obj(values.obj(layers).get("blended"))
+    if not entry:
+        return Criterion("layers", False, f"no layers.blended (layers is {values.shown(layers)})")
+    problems = []
+    if api == "alpha":
+        data = answer.files.get("blended")
     else:
-        expected, note = asked, f"asked {asked[0]}x{asked[1]}"
-    ok = got == expected and reported == asked
-    return Criterion("size", ok, f"{note}; got {got[0]}x{got[1]}" if got else note)
+        delivery, data = delivered(entry, case)
+        problems += [c.detail for c in delivery if c.ok is False]
+    picture = open_picture(data) if data is not None else "no image"
+    filename = entry.get("filename")
+    if not (isinstance(filename, str) and filename.endswith(f"_blended.{case.format}")):
+        problems.append(f"filename is {values.shown(filename)}")
+    if isinstance(picture, str):
+        return Criterion("layers", False, "; ".join(["layers.blended: " + picture, *problems]))
+    result.blended, result.blended_format = picture.data, picture.format
+    if picture.format != case.format:
+        problems.append(f"it is {picture.format}, asked {case.format}")
+    if not is_opaque(picture):
+        problems.append(f"{picture.mode}, not opaque")
+    if isinstance(main, Picture) and picture.image.size != main.image.size:
+        problems.append(f"{picture.image.size} is not the image's {main.image.size}")
+    width, height = picture.image.size
+    detail = "; ".join(problems) or f"{picture.format} {width}x{height}, opaque"
+    return Criterion("layers", not problems, f"layers.blended: {detail}")

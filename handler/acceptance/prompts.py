@@ -27,9 +27,31 @@ class Case:
     seed: int
     width: int
     height: int
+    title: str = ""  # what a job of the options tries ("trim + webp"); empty for a prompt
+    options: tuple[tuple[str, Any], ...] = ()  # the job input's other fields: trim, format, delivery, mode, image
 
     def job_input(self) -> dict[str, Any]:
-        return {"prompt": self.prompt, "seed": self.seed, "width": self.width, "height": self.height}
+        asked = {"prompt": self.prompt, "seed": self.seed, "width": self.width, "height": self.height}
+        return asked | dict(self.options)
+
+    def asked(self, name: str, default: Any = None) -> Any:
+        return dict(self.options).get(name, default)
+
+    @property
+    def format(self) -> str:
+        return str(self.asked("format", "png"))
+
+    @property
+    def mode(self) -> str:
+        return str(self.asked("mode", "text"))
+
+    @property
+    def trim(self) -> bool:
+        return bool(self.asked("trim", False))
+
+    @property
+    def delivery(self) -> str:
+        return str(self.asked("delivery", "inline"))
 
 
 def read_prompts(path: Path) -> tuple[str, ...]:
