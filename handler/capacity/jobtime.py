@@ -1,9 +1,9 @@
 """How long a job runs: a distribution given on the command line, or the acceptance run's measured job times.
 
 ``--job-time fixed:S``, ``exp:MEAN`` or ``lognormal:P50,P95`` (seconds); ``--from-report report.json`` takes the
-per-job ``executionTime`` RunPod reported (``timings_ms.execution`` in the report) as an empirical distribution,
-drawn with replacement, and the first job's ``delayTime`` (``timings_ms.queue``) as the cold start when the report
-says that job met one.
+``executionTime`` RunPod reported for each of its prompts' jobs (``timings_ms.execution``; not its option jobs')
+as an empirical distribution, drawn with replacement, and the first job's ``delayTime`` (``timings_ms.queue``) as
+the cold start when the report says that job met one.
 """
 
 from __future__ import annotations
@@ -87,7 +87,9 @@ def _load(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     cases = report.get("cases") if isinstance(report, dict) else None
     if not isinstance(cases, list):
         raise InputError("--from-report", f"{path} is not an acceptance report (no 'cases' list)")
-    return report, [case.get("timings_ms") or {} for case in cases if isinstance(case, dict)]
+    # The prompts' jobs only: the jobs of the options (a layer mode runs twice) are not the traffic planned for.
+    prompts = [case for case in cases if isinstance(case, dict) and case.get("kind", "prompt") == "prompt"]
+    return report, [case.get("timings_ms") or {} for case in prompts]
 
 
 def _ms(timings: list[dict[str, Any]], key: str) -> list[float]:

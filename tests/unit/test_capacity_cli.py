@@ -54,11 +54,18 @@ def refused(capsys: pytest.CaptureFixture[str], *args: str) -> str:
     return capsys.readouterr().err
 
 
-def report_file(tmp_path: Path, execution: list[int | None], queue: list[int | None], detected: bool) -> Path:
-    """A report.json as the acceptance run writes it (handler/acceptance/report.py), the parts the planner reads."""
+def report_file(
+    tmp_path: Path, execution: list[int | None], queue: list[int | None], detected: bool, options: int = 0
+) -> Path:
+    """A report.json as the acceptance run writes it (handler/acceptance/report.py), the parts the planner reads:
+    the prompts' jobs, then ``options`` jobs of the options (slow ones: a layer mode runs twice)."""
     cases = [
-        {"number": n, "timings_ms": {"latency": 0, "queue": q, "execution": e, "worker": None}}
+        {"number": n, "kind": "prompt", "timings_ms": {"latency": 0, "queue": q, "execution": e, "worker": None}}
         for n, (e, q) in enumerate(zip(execution, queue, strict=True), start=1)
+    ]
+    cases += [
+        {"number": n, "kind": "option", "timings_ms": {"latency": 0, "queue": 300, "execution": 90_000, "worker": None}}
+        for n in range(len(cases) + 1, len(cases) + options + 1)
     ]
     path = tmp_path / "report.json"
     path.write_text(json.dumps({"cases": cases, "cold_start": {"detected": detected}}))
@@ -129,7 +136,7 @@ def test_recommend_says_when_no_configuration_meets_the_target(capsys: pytest.Ca
 def test_a_report_gives_job_times_and_cold_start_and_says_so(
     capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    path = report_file(tmp_path, [4000, 5000, 6000, 9000], [40_000, 300, 500, 400], detected=True)
+    path = report_file(tmp_path, [4000, 5000, 6000, 9000], [40_000, 300, 500, 400], detected=True, options=4)
     result = run_json(
         capsys,
         "simulate",
@@ -150,7 +157,7 @@ def test_a_report_gives_job_times_and_cold_start_and_says_so(
         result["cold_starts"]["total"] * (40.0 - 0.4), abs=0.05
     )
     assert "median 400 ms" in sources["not_modelled"]
-    # Job times are drawn from those four values only.
+    # Job times are drawn from those four values only: the options' jobs are not the traffic planned for.
     assert result["latency_s"]["p50"] >= 4.0
 
 
