@@ -161,6 +161,11 @@ def test_png_metadata_over_pils_limits_is_named(chunks: bytes, after_pixels: boo
     refused(data, words, decoding=after_pixels)  # after the pixels, PIL reads it as it loads them
 
 
+def test_an_unreadable_exif_block_is_named() -> None:
+    data = png_with(saved(Image.new("RGB", (64, 64), BLUE)), png_chunk(b"eXIf", b"garbage!"))  # no TIFF header
+    refused(data, "has EXIF metadata that cannot be read")
+
+
 @pytest.mark.parametrize(
     ("form", "name"), [(b"WAVE", "WAVE audio"), (b"AVI ", "AVI video"), (b"RMID", "a RIFF 'RMID'")]
 )
@@ -216,14 +221,14 @@ def test_a_job_keeps_the_fitted_png_it_uploads(tmp_path: Path) -> None:
 
 
 def test_the_job_deadline_bounds_the_decode(tmp_path: Path, big_png: bytes) -> None:
-    generator = offline(Generator(settings(tmp_path, job_timeout_s=0.2)))
+    generator = offline(Generator(settings(tmp_path, job_timeout_s=0.1)))
     assert_error(handle_job(generator, job(big_png)), "timeout", None, words="passed while 'background' was decoded")
 
 
 def test_a_cancel_stops_the_wait_for_the_decode(tmp_path: Path, big_png: bytes) -> None:
     generator = offline(Generator(settings(tmp_path)))
     cancel = threading.Event()
-    threading.Timer(0.2, cancel.set).start()
+    threading.Timer(0.05, cancel.set).start()
     result = handle_job(generator, job(big_png), cancel)
     assert_error(result, "cancelled", None, words="the job was cancelled while 'background' was decoded")
 
@@ -278,7 +283,7 @@ def test_jobs_decode_at_most_two_images_at_once(tmp_path: Path, monkeypatch: pyt
 
 def test_the_alpha_api_decodes_only_once_the_job_holds_a_slot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spy = LoadSpy(monkeypatch)
-    app = create_app(offline(Generator(settings(tmp_path, job_timeout_s=1.0))))
+    app = create_app(offline(Generator(settings(tmp_path, job_timeout_s=0.3))))
     app[SLOTS] = asyncio.Semaphore(0)  # every slot taken
     body = json.dumps(job(saved(Image.new("RGB", (256, 256), BLUE)))["input"]).encode()
     with ServerThread(app) as server:
