@@ -1,6 +1,7 @@
 """What a layer job's input image costs the worker before ComfyUI sees it, at a 1024x1024 target: the base64
-decode, ``image_input.parse`` (which includes that decode, the header checks, the load, EXIF and RGBA),
-``target_size`` and ``upload_png`` (the fit, the grey matte and the PNG encode, each also timed alone), against
+decode, ``image_input.parse`` (which includes that decode, the container and header checks and the EXIF orientation),
+``target_size`` and ``upload_png`` (the load and RGBA (``decode``), the fit, the grey matte and the PNG encode, each
+also timed alone), against
 a job's time (``--job-ms``, default the H100 run's warm p50 in BENCHMARKS.md). With ``--upload`` it starts a
 ComfyUI (test mode, loopback) and times the upload itself, ``ComfyClient.upload_image`` to ``/upload/image``, which
 the total then includes. ComfyUI's LoadImage decodes the PNG (the job's time, not the worker's); rows in
@@ -30,13 +31,13 @@ from PIL import Image
 from bench import output_cost
 from bench.harness import bench_settings, log_folder, print_table, running_comfyui
 from bench.output_cost import SAVEIMAGE_LEVEL, encode, smooth_image, timed
-from handler import image_input
+from handler import image_fit, image_input
 from handler.comfyui.client import ComfyClient
 from handler.deadline import Deadline
 
 Uploader = Callable[[bytes], None]
 UPLOAD = "upload to ComfyUI (/upload/image)"
-OTHER_LEVEL = 1 if image_input.UPLOAD_PNG_LEVEL == 0 else 0  # the PNG level the choice is measured against
+OTHER_LEVEL = 1 if image_fit.UPLOAD_PNG_LEVEL == 0 else 0  # the PNG level the choice is measured against
 UPLOAD_TIMEOUT_S = 30.0
 
 TARGET = (1024, 1024)
@@ -107,20 +108,22 @@ def report(case: Case, reps: int, job_ms: float, upload: Uploader | None = None)
     text = base64.b64encode(case.data).decode()
     need_alpha = case.field == "foreground"
     image = image_input.parse(text, case.field, need_alpha=need_alpha)
-    size = image_input.target_size(image.size, [TARGET], None, case.field)
-    fit = image_input.fitted(image, size)
-    flat = image_input.flatten(fit)
-    png = image_input.upload_png(image, size)
-    level, other = image_input.UPLOAD_PNG_LEVEL, OTHER_LEVEL
+    size = image_fit.target_size(image.size, [TARGET], None, case.field)
+    pixels = image_input.decode(image)
+    fit = image_fit.fitted(pixels, size)
+    flat = image_fit.flatten(fit)
+    png = image_fit.upload_png(image, size)
+    level, other = image_fit.UPLOAD_PNG_LEVEL, OTHER_LEVEL
     alternative = encode(flat, other)
     steps = {
         "base64 decode (inside parse)": timed(lambda: binascii.a2b_base64(text, strict_mode=True), reps),
         "parse": timed(lambda: image_input.parse(text, case.field, need_alpha=need_alpha), reps),
-        "target_size": timed(lambda: image_input.target_size(image.size, [TARGET], None, case.field), reps),
-        "  fitted": timed(lambda: image_input.fitted(image, size), reps),
-        "  flatten": timed(lambda: image_input.flatten(fit), reps),
+        "target_size": timed(lambda: image_fit.target_size(image.size, [TARGET], None, case.field), reps),
+        "  decode": timed(lambda: image_input.decode(image), reps),
+        "  fitted": timed(lambda: image_fit.fitted(pixels, size), reps),
+        "  flatten": timed(lambda: image_fit.flatten(fit), reps),
         f"  PNG encode, level {level}": timed(lambda: encode(flat, level), reps),
-        "upload_png": timed(lambda: image_input.upload_png(image, size), reps),
+        "upload_png": timed(lambda: image_fit.upload_png(image, size), reps),
         **({UPLOAD: timed(lambda: upload(png), reps)} if upload else {}),
         # Not the worker's time but the job's: ComfyUI's LoadImage decodes the file.
         "ComfyUI's decode of it": timed(lambda: decoded(png), reps),

@@ -200,8 +200,8 @@ class Choice(Field):
 
 @dataclass(frozen=True, kw_only=True)
 class ImageData(Field):
-    """An input image as base64 or a data URI, decoded and checked (``handler.image_input.parse``); with
-    ``need_alpha``, a transparent one."""
+    """An input image as base64 or a data URI, checked from its container and header
+    (``handler.image_input.parse``; its pixels are decoded in the job); with ``need_alpha``, a transparent one."""
 
     need_alpha: bool = False
 

@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from handler import __version__, attempts, layers
@@ -33,16 +33,22 @@ SETTLE_S = 10.0
 
 
 @dataclass(frozen=True)
-class _Job:
-    """One job, planned: what runs in ComfyUI and what the result reports."""
+class Prepared:
+    """A job checked and made ready before anything reaches ComfyUI (``Generator.prepare``)."""
 
     workflow: Workflow
-    seed: int
-    width: int
-    height: int
-    run_width: int  # the size and steps that run: the request's, or test mode's
-    run_height: int
+    size: tuple[int, int]  # width, height
+    run_size: tuple[int, int]  # the size and steps that run: the request's, or test mode's
     steps: int | None
+    image: bytes | None = field(repr=False)  # the layer mode's input image: the PNG to upload, fitted
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One attempt at a job, planned: what runs in ComfyUI and what the result reports."""
+
+    prepared: Prepared
+    seed: int
     key: str  # names the job's output files
     graph: dict[str, Any]
     shape: assets.Shape
@@ -148,10 +154,10 @@ class Generator:
         (from another thread) stops the job within a moment: its prompt is interrupted and dequeued."""
         jlog = JobLog(log, job_id)
         deadline = deadline or Deadline(self.settings.job_timeout_s)
-        workflow = self.pick(request, deadline)
+        prepared = self.prepare(request, deadline, cancel=cancel, jlog=jlog)
 
         def attempt(seed: int) -> Result:
-            job = self._plan(request, workflow, seed, deadline, jlog)
+            job = self._plan(request, prepared, seed, deadline, jlog)
             try:
                 ran = self._run(job, deadline, jlog, on_progress=on_progress, cancel=cancel)
                 return self._result(job, ran, deadline, jlog)
@@ -163,34 +169,46 @@ class Generator:
         result.info["attempts"] = [a.as_dict() for a in tried]
         return result
 
-    def _plan(self, request: Request, workflow: Workflow, seed: int, deadline: Deadline, jlog: JobLog) -> _Job:
-        """One attempt at the job: its seed, sizes and graph; nothing is sent yet."""
+    def prepare(
+        self,
+        request: Request,
+        deadline: Deadline | None = None,
+        *,
+        cancel: threading.Event | None = None,
+        jlog: JobLog | None = None,
+    ) -> Prepared:
+        """All that is checked before anything reaches ComfyUI: ``pick``, then the layer mode's input image decoded
+        into the PNG to upload (``layers.input_png``: in the decode pool, within the deadline and the cancel)."""
+        deadline = deadline or Deadline(self.settings.job_timeout_s)
+        workflow = self.pick(request, deadline)
+        size = layers.target_size(request, workflow)
+        run_size, steps = size, None
+        if self.settings.test_models:  # only after the request was validated exactly as in production
+            run_size, steps = test_size(*size, self.settings.test_size), self.settings.test_steps
+        image = layers.input_png(request, workflow, run_size, deadline, cancel=cancel, jlog=jlog or JobLog(log, None))
+        return Prepared(workflow, size, run_size, steps, image)
+
+    def _plan(self, request: Request, prepared: Prepared, seed: int, deadline: Deadline, jlog: JobLog) -> _Job:
+        """One attempt at the job: its seed and graph; nothing is sent yet."""
         if deadline.expired():
             raise JobTimeout(f"the deadline of {deadline.seconds:.0f} s passed before the job could start")
-        width, height = layers.target_size(request, workflow)
-        run_width, run_height, steps = width, height, None
-        if self.settings.test_models:
-            # Only after the request was validated exactly as in production.
-            run_width, run_height = test_size(width, height, self.settings.test_size)
-            steps = self.settings.test_steps
-        key = uuid.uuid4().hex
-        upload = layers.upload_for(request, workflow, key, (run_width, run_height))
+        workflow, key = prepared.workflow, uuid.uuid4().hex
+        upload = layers.upload_for(workflow, key, prepared.image)
         graph = workflow.apply(
             prompt=request.prompt,
             negative_prompt=request.negative_prompt,
             seed=seed,
-            width=run_width,
-            height=run_height,
+            width=prepared.run_size[0],
+            height=prepared.run_size[1],
             filename_prefix=f"alpha_{key}",
-            steps=steps,
+            steps=prepared.steps,
             images={upload.marker: upload.filename} if upload else None,
         )
-        jlog.info(
-            "job accepted: seed %d, %dx%d, workflow %s (mode %s)", seed, width, height, workflow.name, request.mode
-        )
+        size = "x".join(map(str, prepared.size))
+        jlog.info("job accepted: seed %d, %s, workflow %s (mode %s)", seed, size, workflow.name, request.mode)
         jlog.debug("prompt %r, negative prompt %r", request.prompt, request.negative_prompt)
         shape = assets.Shape(request.format, request.trim, request.trim_margin)
-        return _Job(workflow, seed, width, height, run_width, run_height, steps, key, graph, shape, upload)
+        return _Job(prepared, seed, key, graph, shape, upload)
 
     def _run(
         self,
@@ -246,14 +264,15 @@ class Generator:
     def _result(self, job: _Job, ran: _Ran, deadline: Deadline, jlog: JobLog) -> Result:
         """The PNG fetched and checked for real transparency on the generated canvas, then made into the asked
         asset (trimmed, encoded), with what the job reports about itself."""
-        png = self.outputs.fetch(job.workflow.node("alpha:output"), ran.done, deadline)
-        opaque = job.workflow.mode in OPAQUE_MODES
+        prepared = job.prepared
+        png = self.outputs.fetch(prepared.workflow.node("alpha:output"), ran.done, deadline)
+        opaque = prepared.workflow.mode in OPAQUE_MODES
         image = decode(png, rgba=not opaque)
         stats = canvas(image, opaque=opaque, max_uniform=self.settings.max_uniform_alpha)
-        others = blended(self.outputs, job.workflow, ran.done, job.key, format=job.shape.format, deadline=deadline)
+        others = blended(self.outputs, prepared.workflow, ran.done, job.key, format=job.shape.format, deadline=deadline)
         fetched = time.monotonic()
         asset = assets.make(png, image, stats, job.shape)
-        info = describe(job.workflow, job.seed, (job.width, job.height), ran.prompt_id, asset)
+        info = describe(prepared.workflow, job.seed, prepared.size, ran.prompt_id, asset)
         info["timings_ms"] = {
             "comfyui_execution": ran.done.execution_ms,
             "comfyui_wait": ran.wait_ms,
@@ -265,7 +284,7 @@ class Generator:
             info["timings_ms"]["upload"] = ran.upload_ms
         info["versions"] = self.versions(deadline)
         if self.settings.test_models:
-            info["test_mode"] = {"width": job.run_width, "height": job.run_height, "steps": job.steps}
+            info["test_mode"] = {"width": prepared.run_size[0], "height": prepared.run_size[1], "steps": prepared.steps}
         jlog.info(
             "job done in %d ms (prompt %s, fetch %d ms): %d-byte %s, alpha mean %.1f, %.1f%% transparent",
             info["timings_ms"]["total"],

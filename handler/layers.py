@@ -4,6 +4,10 @@ this ComfyUI, and the input image it takes, fitted and uploaded.
 A mode's workflow is loaded and checked offline at start like every workflow. Whether this ComfyUI can run it
 (its LayerDiffuse files present, its nodes there) is asked once, at the first job in that mode: a worker
 without a mode's model files still starts, serves ``text``, and refuses the mode with ``mode_unavailable``.
+
+The input image is decoded in the worker's decode pool: at most ``MAX_DECODES`` at once, whatever the number of
+jobs (a 25 MP image takes about 200 MB while it is decoded and fitted), each job waiting with its own deadline and
+cancel. What a job keeps is the PNG it uploads, never the decoded pixels.
 """
 
 from __future__ import annotations
@@ -14,11 +18,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from handler import image_input
+from handler import image_fit
 from handler.comfyui.client import ComfyClient
 from handler.deadline import Deadline
 from handler.errors import ModeUnavailable, WorkflowError
 from handler.logs import JobLog
+from handler.pool import Pool
 from handler.request import MODE_IMAGES, Request
 from handler.workflow.graph import Workflow
 from handler.workflow.online import ComfyFacts
@@ -26,6 +31,8 @@ from handler.workflow.online import ComfyFacts
 log = logging.getLogger(__name__)
 
 SETTINGS = {"foreground": "ALPHA_FOREGROUND_WORKFLOW", "background": "ALPHA_BACKGROUND_WORKFLOW"}
+MAX_DECODES = 2  # input images decoded at once in this worker (bench/decode_bounds.py: memory of 12 jobs at once)
+DECODES = Pool(MAX_DECODES, "alpha-decode")
 
 
 @dataclass(frozen=True)
@@ -94,16 +101,43 @@ def target_size(request: Request, workflow: Workflow) -> tuple[int, int]:
     requested = (request.width, request.height) if request.width and request.height else None
     image = request.image
     if image is not None and workflow.image_input is not None:
-        return image_input.target_size(image.size, workflow.sizes, requested, workflow.image_input)
+        return image_fit.target_size(image.size, workflow.sizes, requested, workflow.image_input)
     return requested or (int(workflow.defaults["width"]), int(workflow.defaults["height"]))
 
 
-def upload_for(request: Request, workflow: Workflow, key: str, size: tuple[int, int]) -> Upload | None:
-    """The input image fitted to the size the job runs at, ready to upload; None in mode ``text``."""
+def input_png(
+    request: Request,
+    workflow: Workflow,
+    size: tuple[int, int],
+    deadline: Deadline,
+    *,
+    cancel: threading.Event | None,
+    jlog: JobLog,
+) -> bytes | None:
+    """The input image decoded, checked, fitted to ``size`` (the size the job runs at) and flattened: the PNG that
+    is uploaded; None in mode ``text``. Decoded in the decode pool, waited for with the job's deadline and cancel."""
     image, name = request.image, workflow.image_input
     if image is None or name is None:
         return None
-    return Upload(f"alpha:{name}", f"alpha_{key}_{name}.png", image_input.upload_png(image, size))
+    started = time.monotonic()
+    data = DECODES.run(lambda: image_fit.upload_png(image, size), deadline, cancel, f"'{name}' was decoded")
+    jlog.info(
+        "decoded the %s %dx%d '%s' into a %dx%d PNG in %d ms",
+        image.format.upper(),
+        *image.size,
+        name,
+        *size,
+        (time.monotonic() - started) * 1000,
+    )
+    return data
+
+
+def upload_for(workflow: Workflow, key: str, data: bytes | None) -> Upload | None:
+    """The input PNG as the attempt ``key`` uploads it; None in mode ``text``."""
+    name = workflow.image_input
+    if data is None or name is None:
+        return None
+    return Upload(f"alpha:{name}", f"alpha_{key}_{name}.png", data)
 
 
 def upload(client: ComfyClient, image: Upload, deadline: Deadline, jlog: JobLog) -> int:

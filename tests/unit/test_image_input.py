@@ -1,7 +1,8 @@
-"""The input image of a layer job (handler/image_input.py): every refusal with its field and words, the forms of
-the value (base64, data URIs, whitespace), the header checks made before any pixel is decoded, EXIF orientation,
-modes made RGBA, the size rule, the fit (exact size, centre crop, premultiplied resampling) and LayerDiffuse's
-grey matte. Images are made here with PIL; no binary fixture."""
+"""The input image of a layer job (handler/image_input.py, handler/image_fit.py): every refusal with its field and
+words, the forms of the value (base64, data URIs, whitespace), the header checks made before any pixel is decoded,
+EXIF orientation, modes made RGBA, the size rule, the fit (exact size, centre crop, premultiplied resampling) and
+LayerDiffuse's grey matte. What decoding may cost is tests/unit/test_decode_bounds.py's. Images are made here with
+PIL; no binary fixture."""
 
 from __future__ import annotations
 
@@ -21,18 +22,9 @@ from PIL import Image, ImageFile
 
 from handler import image_input
 from handler.errors import InputError
-from handler.image_input import (
-    MAX_BASE64_CHARS,
-    MAX_IMAGE_BYTES,
-    MAX_PIXELS,
-    MIN_SIDE,
-    InputImage,
-    fitted,
-    flatten,
-    parse,
-    target_size,
-    upload_png,
-)
+from handler.image_fit import fitted, flatten, target_size, upload_png
+from handler.image_input import MAX_BASE64_CHARS, MAX_IMAGE_BYTES, MAX_PIXELS, MIN_SIDE, decode, parse
+from tests.layer_images import png_chunk, png_with
 
 # The shipped workflow's sizes (README, "The API"), in its order.
 SIZES = [
@@ -73,8 +65,9 @@ def png_header(width: int, height: int) -> bytes:
 
 
 def refused(value: Any, words: str, *, field: str = "background", need_alpha: bool = False) -> str:
+    """Refused by the request's parse, or by the job's decode after it."""
     with pytest.raises(InputError) as caught:
-        parse(value, field, need_alpha=need_alpha)
+        decode(parse(value, field, need_alpha=need_alpha))
     error = caught.value
     assert error.field == field and error.code == "invalid_input"
     assert error.message.startswith(f"'{field}' "), error.message
@@ -167,8 +160,8 @@ def test_plain_base64_and_data_uris_are_taken(prefix: str, fmt: str) -> None:
     data = encoded(Image.new("RGB", (80, 64), (200, 100, 50)), fmt)
     image = parse(prefix + b64(data), "background", need_alpha=False)
     assert image.format == {"PNG": "png", "JPEG": "jpeg", "WEBP": "webp"}[fmt]
-    assert (image.size, image.image.mode, image.size_bytes, image.has_alpha) == ((80, 64), "RGBA", len(data), False)
-    assert np.abs(pixels(image.image)[32, 40] - (200, 100, 50, 255)).max() <= 3  # lossy JPEG: about the colour
+    assert (image.size, decode(image).mode, image.size_bytes, image.has_alpha) == ((80, 64), "RGBA", len(data), False)
+    assert np.abs(pixels(decode(image))[32, 40] - (200, 100, 50, 255)).max() <= 3  # lossy JPEG: about the colour
 
 
 @pytest.mark.parametrize(
@@ -192,7 +185,7 @@ def test_whitespace_in_the_base64_is_tolerated() -> None:
     wrapped = "\n".join(text[i : i + 76] for i in range(0, len(text), 76))  # as GNU base64 writes it
     for value in (wrapped, wrapped.replace("\n", "\r\n"), f"  {text}\n", "data:image/png;base64,\n" + wrapped):
         image = parse(value, "foreground", need_alpha=True)
-        assert image.size_bytes == len(data) and np.array_equal(pixels(image.image), pixels(cutout()))
+        assert image.size_bytes == len(data) and np.array_equal(pixels(decode(image)), pixels(cutout()))
 
 
 # --- the content: format, header, load ---
@@ -266,7 +259,7 @@ def test_an_animated_image_is_refused(fmt: str) -> None:
 def test_a_jpeg_with_a_second_picture_gives_its_first() -> None:
     data = encoded(Image.new("RGB", (64, 64), RED), "MPO", save_all=True, append_images=[Image.new("RGB", (64, 64))])
     image = parse(b64(data), "background", need_alpha=False)
-    assert image.format == "jpeg" and np.abs(pixels(image.image)[32, 32] - (*RED, 255)).max() <= 3
+    assert image.format == "jpeg" and np.abs(pixels(decode(image))[32, 32] - (*RED, 255)).max() <= 3
 
 
 def test_exif_orientation_is_applied_before_the_size_rules() -> None:
@@ -276,10 +269,30 @@ def test_exif_orientation_is_applied_before_the_size_rules() -> None:
     exif[0x0112] = 6  # the camera was turned: rotate 90 degrees clockwise to show it
     image = parse(b64(encoded(photo, "JPEG", exif=exif.tobytes())), "background", need_alpha=False)
     assert image.size == (100, 200)
-    shown = pixels(image.image)
+    shown = pixels(decode(image))
     assert np.abs(shown[40, 50] - (*RED, 255)).max() <= 3 and np.abs(shown[160, 50] - (*BLUE, 255)).max() <= 3
     assert target_size(image.size, SIZES, None, "background") == (768, 1344)  # portrait, as shown
-    assert image.image.info == {}  # the orientation is not there to be applied twice
+    assert decode(image).info == {}  # the orientation is not there to be applied twice
+
+
+@pytest.mark.parametrize("after_pixels", [False, True])
+def test_a_pngs_exif_orientation_is_read_wherever_its_chunk_is(after_pixels: bool) -> None:
+    """PIL reads an eXIf chunk after the pixels only as it loads them; the parse finds it without decoding."""
+    photo = Image.new("RGB", (200, 100), RED)
+    photo.paste(BLUE, (100, 0, 200, 100))
+    exif = Image.Exif()
+    exif[0x0112] = 8  # rotate 90 degrees counter-clockwise to show it: the blue right half goes on top
+    png = encoded(photo)
+    data = png_with(png, png_chunk(b"eXIf", exif.tobytes()), after_pixels=after_pixels)
+    image = parse(b64(data), "background", need_alpha=False)
+    assert image.size == (100, 200)
+    shown = pixels(decode(image))
+    assert np.abs(shown[40, 50] - (*BLUE, 255)).max() == 0 and np.abs(shown[160, 50] - (*RED, 255)).max() == 0
+
+
+def test_the_image_keeps_its_file_out_of_its_repr() -> None:
+    image = parse(b64(encoded(cutout())), "foreground", need_alpha=True)
+    assert "data=" not in repr(image) and "b'" not in repr(image) and "size=(96, 80)" in repr(image)
 
 
 # --- modes ---
@@ -300,9 +313,9 @@ def test_modes_become_rgba_and_transparency_is_kept() -> None:
     }
     for name, (data, has_alpha, first, other) in cases.items():
         image = parse(b64(data), "background", need_alpha=False)
-        assert (image.image.mode, image.has_alpha) == ("RGBA", has_alpha), name
-        assert np.abs(pixels(image.image)[0, 0][: len(first)] - first).max() <= 2, name
-        assert np.abs(pixels(image.image)[5, 5][: len(other)] - other).max() <= 2, name
+        assert (decode(image).mode, image.has_alpha) == ("RGBA", has_alpha), name
+        assert np.abs(pixels(decode(image))[0, 0][: len(first)] - first).max() <= 2, name
+        assert np.abs(pixels(decode(image))[5, 5][: len(other)] - other).max() <= 2, name
 
 
 def test_16_bit_grey_keeps_its_high_byte_and_its_trns() -> None:
@@ -310,10 +323,10 @@ def test_16_bit_grey_keeps_its_high_byte_and_its_trns() -> None:
     grey.putpixel((0, 0), 0x1234)
     image = parse(b64(encoded(grey, transparency=0x1234)), "background", need_alpha=False)
     assert image.has_alpha
-    assert tuple(pixels(image.image)[0, 0]) == (0x12, 0x12, 0x12, 0)
-    assert tuple(pixels(image.image)[1, 1]) == (0x80, 0x80, 0x80, 255)  # PIL's own convert gives white
+    assert tuple(pixels(decode(image))[0, 0]) == (0x12, 0x12, 0x12, 0)
+    assert tuple(pixels(decode(image))[1, 1]) == (0x80, 0x80, 0x80, 255)  # PIL's own convert gives white
     plain = parse(b64(encoded(grey)), "background", need_alpha=False)
-    assert not plain.has_alpha and tuple(pixels(plain.image)[0, 0]) == (0x12, 0x12, 0x12, 255)
+    assert not plain.has_alpha and tuple(pixels(decode(plain))[0, 0]) == (0x12, 0x12, 0x12, 255)
 
 
 # --- a foreground must be a cut-out ---
@@ -338,9 +351,9 @@ def test_a_foreground_cutout_is_taken_and_a_background_may_be_opaque() -> None:
     for fmt in ("PNG", "WEBP"):
         params = {"lossless": True} if fmt == "WEBP" else {}
         image = parse(b64(encoded(cutout(), fmt, **params)), "foreground", need_alpha=True)
-        assert image.has_alpha and tuple(pixels(image.image)[40, 48]) == (*RED, 255)
+        assert image.has_alpha and tuple(pixels(decode(image))[40, 48]) == (*RED, 255)
     opaque = parse(b64(encoded(Image.new("RGBA", (64, 64), (*RED, 255)))), "background", need_alpha=False)
-    assert opaque.has_alpha and opaque.image.getchannel("A").getextrema() == (255, 255)
+    assert opaque.has_alpha and decode(opaque).getchannel("A").getextrema() == (255, 255)
 
 
 # --- the size rule ---
@@ -385,8 +398,9 @@ def test_a_requested_size_that_does_not_fit_is_refused() -> None:
 # --- the fit ---
 
 
-def given(image: Image.Image) -> InputImage:
-    return parse(b64(encoded(image)), "background", need_alpha=False)
+def given(image: Image.Image) -> Image.Image:
+    """The image as the job decodes it."""
+    return decode(parse(b64(encoded(image)), "background", need_alpha=False))
 
 
 @pytest.mark.parametrize(
@@ -416,7 +430,7 @@ def test_fitted_crops_the_centre(tall: bool) -> None:
 
 def test_fitted_at_the_same_size_is_the_image() -> None:
     image = given(cutout((64, 64)))
-    assert np.array_equal(pixels(fitted(image, (64, 64))), pixels(image.image))
+    assert np.array_equal(pixels(fitted(image, (64, 64))), pixels(image))
 
 
 def test_fitted_resamples_premultiplied() -> None:
@@ -434,8 +448,19 @@ def test_an_opaque_image_is_resampled_as_the_premultiplied_path_would() -> None:
     rng = np.random.default_rng(3)
     photo = Image.fromarray(rng.integers(0, 256, (90, 160, 3), dtype=np.uint8), "RGB")
     for image in (given(photo), given(photo.convert("RGBA"))):  # no alpha; an alpha of 255 everywhere
-        straight = image.image.convert("RGBa").resize((64, 64), Image.Resampling.LANCZOS, box=(35.0, 0.0, 125.0, 90.0))
+        straight = image.convert("RGBa").resize((64, 64), Image.Resampling.LANCZOS, box=(35.0, 0.0, 125.0, 90.0))
         assert np.array_equal(pixels(fitted(image, (64, 64))), pixels(straight.convert("RGBA")))
+
+
+def test_an_opaque_file_is_fitted_from_rgb_as_from_rgba() -> None:
+    """upload_png decodes a file without alpha to RGB (a 25 MP RGBA copy is 100 MB more); the fit is the same."""
+    rng = np.random.default_rng(4)
+    photo = Image.fromarray(rng.integers(0, 256, (90, 160, 3), dtype=np.uint8), "RGB")
+    image = parse(b64(encoded(photo)), "background", need_alpha=False)
+    cut = parse(b64(encoded(cutout())), "foreground", need_alpha=True)
+    assert (decode(image, rgba=False).mode, decode(image).mode, decode(cut, rgba=False).mode) == ("RGB", "RGBA", "RGBA")
+    for size in ((64, 64), (160, 90)):
+        assert np.array_equal(pixels(fitted(decode(image, rgba=False), size)), pixels(fitted(decode(image), size)))
 
 
 # --- the matte ---
@@ -477,10 +502,10 @@ def test_flatten_leaves_an_opaque_image_unchanged() -> None:
 
 
 def test_upload_png_is_the_fitted_flattened_image() -> None:
-    image = given(cutout((300, 200)))
+    image = parse(b64(encoded(cutout((300, 200)))), "foreground", need_alpha=True)
     data = upload_png(image, (1216, 832))
     with Image.open(io.BytesIO(data)) as uploaded:
         assert (uploaded.format, uploaded.mode, uploaded.size) == ("PNG", "RGB", (1216, 832))
-        assert np.array_equal(pixels(uploaded), pixels(flatten(fitted(image, (1216, 832)))))
+        assert np.array_equal(pixels(uploaded), pixels(flatten(fitted(decode(image), (1216, 832)))))
         assert "icc_profile" not in uploaded.info and "exif" not in uploaded.info
         assert tuple(pixels(uploaded)[5, 5]) == (127, 127, 127)  # the transparent ground is the grey matte

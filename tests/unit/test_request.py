@@ -59,9 +59,10 @@ GENERATOR = offline(Generator(Settings()))
 
 @pytest.mark.parametrize("case", CORPUS, ids=[c.id for c in CORPUS])
 def test_the_bad_input_corpus(case: BadInput) -> None:
-    """What every door runs before it submits: Request.parse, then the workflow and size check."""
+    """What every door runs before it submits: Request.parse, then the workflow and size check and the input
+    image's decode (Generator.prepare)."""
     with pytest.raises(InputError) as caught:
-        GENERATOR.pick(Request.parse(case.job_input))
+        GENERATOR.prepare(Request.parse(case.job_input))
     assert_error(error_body(caught.value), "invalid_input", case.field, words=case.words)
     if case.field is not None:
         assert f"'{case.field}'" in caught.value.message, "the message names the field"

@@ -114,7 +114,7 @@ class FakeGenerator:
         png = Path(__file__).parent.parent.parent / "custom_nodes"  # any bytes: success_output only encodes them
         self.png = b"\x89PNG" + bytes(str(png), "ascii")
 
-    def generate(self, request: Request, *, job_id: str, cancel: Any, on_progress: Any) -> Result:
+    def generate(self, request: Request, *, job_id: str, cancel: Any, on_progress: Any, deadline: Any) -> Result:
         for step in range(1, self.steps + 1):
             time.sleep(self.step_s)
             if cancel is not None and cancel.is_set():

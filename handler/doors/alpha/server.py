@@ -98,9 +98,15 @@ async def txt2img(request: web.Request) -> web.Response:
     deadline = Deadline(request.app[GENERATOR].settings.job_timeout_s)  # the queue wait counts too
     job_id = uuid.uuid4().hex[:12]
     jlog = JobLog(log, job_id)
+    with logs.job_context(job_id):  # this request's task, and the threads it starts (in_thread copies it)
+        return await _txt2img(request, job_id, jlog, deadline)
+
+
+async def _txt2img(request: web.Request, job_id: str, jlog: JobLog, deadline: Deadline) -> web.Response:
     try:
         data = await _json_body(request)
-        # An input image is decoded and checked here: off the event loop, which serves other requests meanwhile.
+        # An input image is checked here, from its header (its pixels are decoded in the job, once it holds a
+        # slot): off the event loop, which serves other requests meanwhile.
         job = await in_thread(lambda: Request.parse(data), name="alpha-parse")
         if job.delivery is not None:
             raise InputError(

@@ -18,6 +18,7 @@ from typing import Any
 from handler import logs, readiness, startgate
 from handler.comfyui.client import ProgressCallback
 from handler.comfyui.process import wait_for_comfyui
+from handler.deadline import Deadline
 from handler.doors.runpod.drain import Drain, InFlight, JobCancel
 from handler.doors.runpod.payload import check_delivery, success_output
 from handler.doors.runpod.progress import ProgressUpdates
@@ -46,11 +47,15 @@ def handle_job(
 ) -> dict[str, Any]:
     job_id = str(job.get("id") or "-")
     jlog = JobLog(log, job_id)
+    deadline = Deadline(generator.settings.job_timeout_s)  # from the job's start: its input's parse counts
     try:
-        request = Request.parse(job.get("input"))
-        check_delivery(request.delivery, generator.settings)
-        result = generator.generate(request, job_id=job_id, cancel=cancel, on_progress=on_progress)
-        return success_output(result, generator.settings, job_id, request.delivery)
+        with logs.job_context(job_id):
+            request = Request.parse(job.get("input"))
+            check_delivery(request.delivery, generator.settings)
+            result = generator.generate(
+                request, job_id=job_id, cancel=cancel, on_progress=on_progress, deadline=deadline
+            )
+            return success_output(result, generator.settings, job_id, request.delivery)
     except AlphaError as exc:
         if isinstance(exc, JobCancelled) and isinstance(cancel, JobCancel) and cancel.reason:
             exc = JobCancelled(cancel.reason)  # the worker stopped it, not RunPod: say why
