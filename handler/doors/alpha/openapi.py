@@ -12,7 +12,7 @@ from handler.asset import MIME_TYPES
 from handler.doors.alpha.store import NAME
 from handler.errors import statuses
 from handler.png import AlphaStats
-from handler.request import FORMATS, MODES, input_schema
+from handler.request import FORMATS, MODES, SizeTable, input_schema
 
 PREFIX = "/alpha/v1"
 FILENAME_LINK = "$response.body#/filename"
@@ -214,7 +214,7 @@ def _schemas() -> dict[str, Any]:
 
 
 def document(
-    *, token_required: bool, sizes: Sequence[tuple[int, int]], workflows: Sequence[str] = ()
+    *, token_required: bool, sizes: Sequence[tuple[int, int]] | SizeTable, workflows: Sequence[str] = ()
 ) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "openapi": "3.1.0",

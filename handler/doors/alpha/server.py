@@ -187,10 +187,11 @@ async def health(request: web.Request) -> web.Response:
 
 async def openapi_document(request: web.Request) -> web.Response:
     generator = request.app[GENERATOR]
-    sizes = list(dict.fromkeys(size for workflow in generator.workflows for size in workflow.sizes))
     return web.json_response(
         openapi.document(
-            token_required=generator.settings.serve_token is not None, sizes=sizes, workflows=list(generator.allowed)
+            token_required=generator.settings.serve_token is not None,
+            sizes=generator.sizes(),
+            workflows=list(generator.allowed),
         )
     )
 
