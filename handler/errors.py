@@ -147,6 +147,14 @@ class UploadFailed(AlphaError):
 
 
 # Refusals of the local alpha API's HTTP layer, before any work is done.
+class BadRequest(AlphaError):
+    """Alpha API: the HTTP request itself is malformed (what aiohttp's parser refuses: the request line, a header,
+    a chunk; or a header that must come once, twice)."""
+
+    code = "bad_request"
+    status = 400
+
+
 class Unauthorized(AlphaError):
     code = "unauthorized"
     status = 401

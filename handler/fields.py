@@ -4,8 +4,10 @@ cannot drift apart."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+import sys
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -38,9 +40,41 @@ def kind(value: Any) -> str:
     }.get(type(value), type(value).__name__)
 
 
+def _invisible(char: str) -> bool:
+    """Whitespace (as ``str.strip`` sees it) or an invisible format character (zero-width space, joiners, marks)."""
+    return char.isspace() or unicodedata.category(char) == "Cf"
+
+
 def _visible(text: str) -> bool:
-    """Anything besides whitespace and invisible format characters (zero-width space, joiners, marks)?"""
-    return any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in text)
+    return not all(_invisible(char) for char in text)
+
+
+def _class_char(code: int) -> str:
+    """A code point inside a regex character class, written so ECMA-262 (JSON Schema's dialect, with or without
+    its ``u`` flag), Python's ``re`` and Rust's ``regex`` read it alike: ``\\uXXXX`` in the BMP, the character
+    itself beyond it (ECMA has no four-digit escape there, and ``\\u{...}`` is not Python's)."""
+    return f"\\u{code:04x}" if code <= 0xFFFF else chr(code)
+
+
+@functools.cache
+def visible_pattern() -> str:
+    """A JSON Schema ``pattern`` that holds where a string has a visible character (``_visible``): a class of every
+    character but the invisible ones, as ranges of code points. Built once (a pass over Unicode: ~0.3 s)."""
+    ranges: list[list[int]] = []
+    for code in range(sys.maxunicode + 1):
+        if _invisible(chr(code)):
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1][1] = code
+            else:
+                ranges.append([code, code])
+    body = "".join(_class_char(a) if a == b else f"{_class_char(a)}-{_class_char(b)}" for a, b in ranges)
+    return f"[^{body}]"
+
+
+# What a prompt may not contain, as a pattern its schema's ``not`` states: NUL (ComfyUI's text encoders end a
+# string there) and ComfyUI's embedding syntax (handler.prompt_syntax). Neither needs escaping in any dialect.
+assert re.fullmatch(r"[a-z:]+", prompt_syntax.EMBEDDING)
+FORBIDDEN_PATTERN = f"\\u0000|{prompt_syntax.EMBEDDING}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,26 +149,32 @@ class Text(Field):
         return text
 
     def schema(self, sizes: Sizes, workflows: Sequence[str]) -> Fragment:
+        """The length, no NUL and no ``embedding:``, and for a required text a visible character. The prompt
+        weights and the depth of parentheses (``handler.prompt_syntax``) are beyond what a pattern can count."""
         fragment: Fragment = {"type": "string", "maxLength": self.max_length}
         if self.required:
-            fragment["minLength"] = 1
-        return {**fragment, "description": self.description}
+            fragment.update(minLength=1, pattern=visible_pattern())
+        return {**fragment, "not": {"pattern": FORBIDDEN_PATTERN}, "description": self.description}
 
 
 @dataclass(frozen=True, kw_only=True)
 class Integer(Field):
-    """An integer from ``low`` to ``high``; booleans and floats (integral ones too) are refused."""
+    """An integer from ``low`` to ``high``, by JSON Schema's rule: a number whose fraction is zero is an integer
+    (``7.0`` and ``1e3`` are 7 and 1000), which is what generated clients send. Booleans are not numbers there,
+    nor here; ``7.5``, NaN and the infinities are refused."""
 
     low: int
     high: int
 
     def check(self, value: Any) -> int:
-        # bool is a subclass of int: refuse it explicitly, and floats even when integral.
-        if isinstance(value, bool) or not isinstance(value, int):
+        # bool is a subclass of int: refuse it explicitly.
+        if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.refuse(f"must be an integer, got {kind(value)}")
+        if isinstance(value, float) and not value.is_integer():
+            raise self.refuse(f"must be an integer, got {value!r}")
         if not self.low <= value <= self.high:
-            raise self.refuse(f"must be from {self.low} to {self.high}, got {value}")
-        return value
+            raise self.refuse(f"must be from {self.low} to {self.high}, got {value!r}")
+        return int(value)
 
     def schema(self, sizes: Sizes, workflows: Sequence[str]) -> Fragment:
         return self.documented({"type": "integer", "minimum": self.low, "maximum": self.high})

@@ -18,7 +18,7 @@ from handler.deadline import Deadline
 from handler.errors import InputError, JobCancelled, JobTimeout, WorkflowError
 from handler.logs import JobLog
 from handler.png import decode
-from handler.request import Request, check_size
+from handler.request import Request, SizeTable, check_size
 from handler.results import Result, blended, canvas, describe
 from handler.settings import Settings
 from handler.workflow.graph import Workflow
@@ -101,13 +101,16 @@ class Generator:
         """Every workflow this generator may run: the production one first."""
         return [self.workflow, *(w for w in self.allowed.values() if w is not self.workflow)]
 
+    def sizes(self) -> SizeTable:
+        """The sizes each workflow a request may pick allows (the OpenAPI document states them)."""
+        named = {name: workflow.sizes for name, workflow in self.allowed.items()}
+        return SizeTable(self.workflow.sizes, named, {m: w.sizes for m, w in self.modes.workflows.items()})
+
     def pick(self, request: Request, deadline: Deadline | None = None) -> Workflow:
         """The request's workflow, checked: its name is allowlisted (or its layer mode served here) and its size
         is one the workflow allows."""
         workflow = self.workflow
-        if request.mode != "text":
-            if request.workflow is not None:
-                raise InputError("'workflow' applies only with 'mode': \"text\"", field="workflow")
+        if request.mode != "text":  # the parse refused a 'workflow' with it
             workflow = self.modes.pick(request.mode, deadline or Deadline(self.settings.job_timeout_s))
         elif request.workflow is not None:
             if not self.allowed:

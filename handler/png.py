@@ -68,7 +68,10 @@ def decode(data: bytes, *, rgba: bool = True) -> Image.Image:
 
 
 def _measure(image: Image.Image) -> tuple[AlphaStats, list[int]]:
-    """The alpha figures of an RGBA image, and the alpha histogram they come from."""
+    """The alpha figures of an image, and the alpha histogram they come from. An image without an alpha
+    channel (an opaque layer's, in RGB) is measured as the RGBA it converts to: every pixel opaque."""
+    if "A" not in image.getbands():
+        image = image.convert("RGBA")  # P with a transparent colour too
     alpha = image.getchannel("A")
     low, high = alpha.getextrema()  # (int, int) for an 8-bit channel
     assert isinstance(low, int) and isinstance(high, int)

@@ -3,15 +3,17 @@
 ``CONTRACT`` declares each field once, in the order it is checked. Each field both validates its value
 (``Request.parse``) and states itself in JSON Schema (``input_schema``); the object-level rules (the allowed
 keys, ``required``, ``dependentRequired``, ``dependentSchemas``, and ``allOf``: a layer mode requires its image)
-are derived from the same declaration. Rules a schema cannot state (a non-blank prompt, no NUL, an allowed
-width x height pair, an input image's content) are in the descriptions and answered with 400. The kinds of field
-are in ``handler.fields``.
+are derived from the same declaration, and so are the allowed width x height pairs (``SizeTable``). Integers are
+JSON Schema's: an integral number is one (``7.0``). What a schema cannot state (ComfyUI's prompt weights and depth
+of parentheses, an input image's content) is in the descriptions and answered with 400;
+tests/unit/test_schema_agreement.py holds the doors to the schema on everything else. The kinds of field are in
+``handler.fields``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from handler import image_input, prompt_syntax
@@ -41,12 +43,58 @@ MODES = ("text", *MODE_IMAGES)
 
 
 def check_size(width: int, height: int, sizes: Sizes) -> None:
-    """The workflow declares its sizes (``alpha_sizes``); anything else is the client's error."""
-    if (width, height) not in sizes:
-        raise InputError(
-            f"size {width}x{height} ('width' x 'height') is not allowed; allowed sizes: {size_list(sizes)}",
-            field="width",
-        )
+    """The workflow declares its sizes (``alpha_sizes``); anything else is the client's error, named by the side
+    that is off: ``width`` when no allowed size has it, else ``height``."""
+    if (width, height) in sizes:
+        return
+    heights = [h for w, h in sizes if w == width]
+    if not heights:
+        side, why = "width", f"no allowed size is {width} wide"
+    else:
+        side, why = "height", f"with 'width' {width}, 'height' must be {' or '.join(map(str, heights))}"
+    raise InputError(
+        f"size {width}x{height} ('width' x 'height') is not allowed: {why}; allowed sizes: {size_list(sizes)}",
+        field=side,
+    )
+
+
+@dataclass(frozen=True)
+class SizeTable:
+    """The sizes a job may ask for, by what picks its workflow: the production workflow's (``default``), a named
+    workflow's (``workflows``, by name), a layer mode's (``modes``, by mode)."""
+
+    default: Sizes
+    workflows: Mapping[str, Sizes] = field(default_factory=dict)
+    modes: Mapping[str, Sizes] = field(default_factory=dict)
+
+    @property
+    def union(self) -> list[tuple[int, int]]:
+        """Every size some job may ask for, in the order first declared."""
+        every = [*self.default, *(s for sizes in (*self.workflows.values(), *self.modes.values()) for s in sizes)]
+        return list(dict.fromkeys(every))
+
+    def rules(self) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """JSON Schema's statement of the width x height pairs, as a ``dependentSchemas`` entry where every workflow
+        has the same list, else as ``allOf`` entries, each workflow's under the condition that picks it."""
+        chosen = {("workflow", name): sizes for name, sizes in self.workflows.items()}
+        chosen.update({("mode", mode): sizes for mode, sizes in self.modes.items()})
+        if all(set(sizes) == set(self.default) for sizes in chosen.values()):
+            return _pairs(self.default), []
+        rules = [{"if": _given(*key), "then": {"dependentSchemas": _pairs(sizes)}} for key, sizes in chosen.items()]
+        otherwise = {"if": {"not": {"anyOf": [_given(*key) for key in chosen]}}}
+        return {}, [*rules, {**otherwise, "then": {"dependentSchemas": _pairs(self.default)}}]
+
+
+def _given(name: str, value: str) -> dict[str, Any]:
+    return {"required": [name], "properties": {name: {"const": value}}}
+
+
+def _pairs(sizes: Sizes) -> dict[str, Any]:
+    """Given a width (and so a height: ``dependentRequired``), the pair is one of ``sizes``. ``oneOf`` rather than
+    ``anyOf`` (the pairs differ, so at most one matches): validators and generators expand ``anyOf`` across the
+    rest of the schema, which made schemathesis ~50x slower to read it."""
+    pairs = dict.fromkeys((int(w), int(h)) for w, h in sizes)
+    return {"width": {"oneOf": [{"properties": {"width": {"const": w}, "height": {"const": h}}} for w, h in pairs]}}
 
 
 # The input contract: every field, in the order the fields are checked (the first bad one is reported).
@@ -73,7 +121,6 @@ CONTRACT: tuple[Field, ...] = (
     Side(
         name="height", axis=1, low=MIN_SIDE, high=MAX_SIDE, together="width", description="Given together with `width`."
     ),
-    WorkflowName(name="workflow", description="A named workflow; omitted means the production one."),
     Boolean(
         name="trim",
         default=False,
@@ -101,6 +148,13 @@ CONTRACT: tuple[Field, ...] = (
         description="`text`: a transparent image from the prompt. `foreground`: a transparent foreground that fits "
         "the given `background`. `background`: a background that fits the given transparent `foreground`. The "
         "layer modes also return the blended picture in `layers.blended`.",
+    ),
+    WorkflowName(
+        name="workflow",
+        only_with="mode",
+        only_value="text",
+        description="A named workflow; omitted means the production one. Only with `mode: text` (the layer modes "
+        "have theirs).",
     ),
     ImageData(
         name="background",
@@ -167,11 +221,11 @@ class Request:
     seed: int | None = None
     width: int | None = None
     height: int | None = None
-    workflow: str | None = None
     trim: bool = False
     trim_margin: int = 0
     format: str = "png"
     mode: str = "text"
+    workflow: str | None = None
     background: image_input.InputImage | None = None
     foreground: image_input.InputImage | None = None
     delivery: str | None = None  # the RunPod door's; None: inline
@@ -196,24 +250,36 @@ class Request:
         return cls(**values)
 
 
-def input_schema(sizes: Sizes, workflows: Sequence[str] = (), *, without: Sequence[str] = ()) -> dict[str, Any]:
-    """JSON Schema of the job input, for the OpenAPI document, from ``CONTRACT``. ``without`` names fields a door
-    does not take (the alpha API refuses ``delivery``)."""
+def input_schema(
+    sizes: Sizes | SizeTable, workflows: Sequence[str] = (), *, without: Sequence[str] = ()
+) -> dict[str, Any]:
+    """JSON Schema of the job input, for the OpenAPI document, from ``CONTRACT``. ``sizes``: one list for every
+    workflow, or each workflow's (``SizeTable``). ``without`` names fields a door does not take (the alpha API
+    refuses ``delivery``)."""
+    table = sizes if isinstance(sizes, SizeTable) else SizeTable(sizes)
     specs = [spec for spec in CONTRACT if spec.name not in without]
-    properties = {spec.name: fragment for spec in specs if (fragment := spec.schema(sizes, workflows)) is not None}
+    properties = {
+        spec.name: fragment for spec in specs if (fragment := spec.schema(table.union, workflows)) is not None
+    }
+    offered = [spec for spec in specs if spec.name in properties]
+    pairs, pairs_by_workflow = table.rules()
     return {
         "type": "object",
         "additionalProperties": False,
-        "required": [spec.name for spec in specs if spec.required],
+        "required": [spec.name for spec in offered if spec.required],
         "properties": properties,
-        "dependentRequired": {spec.name: [spec.together] for spec in specs if spec.together},
-        "dependentSchemas": {
-            spec.name: {"required": [spec.only_with], "properties": {spec.only_with: {"const": spec.only_value}}}
-            for spec in specs
-            if spec.only_with
-        },
+        "dependentRequired": {spec.name: [spec.together] for spec in offered if spec.together},
+        "dependentSchemas": {**{spec.name: _only_with(spec) for spec in offered if spec.only_with}, **pairs},
         "allOf": [
-            {"if": {"required": ["mode"], "properties": {"mode": {"const": mode}}}, "then": {"required": [image]}}
-            for mode, image in MODE_IMAGES.items()
+            *({"if": _given("mode", mode), "then": {"required": [image]}} for mode, image in MODE_IMAGES.items()),
+            *pairs_by_workflow,
         ],
     }
+
+
+def _only_with(spec: Field) -> dict[str, Any]:
+    """``spec`` is given only where its ``only_with`` field has ``only_value``: given with it, unless that is the
+    field's default (``workflow`` needs ``mode`` text, which an absent ``mode`` is)."""
+    other = next(candidate for candidate in CONTRACT if candidate.name == spec.only_with)
+    required = [] if other.default == spec.only_value else [other.name]
+    return {**({"required": required} if required else {}), "properties": {other.name: {"const": spec.only_value}}}

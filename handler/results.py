@@ -37,7 +37,7 @@ class Result:
 def canvas(image: Image.Image, *, opaque: bool, max_uniform: float) -> AlphaStats:
     """The main image's alpha figures: checked for real transparency, unless the mode's image is opaque."""
     if opaque:
-        return alpha_stats(image.convert("RGBA"))
+        return alpha_stats(image)
     return check_alpha(image, max_uniform=max_uniform)
 
 

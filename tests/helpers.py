@@ -178,9 +178,9 @@ class ServerThread:
         self.url = f"http://127.0.0.1:{self.port}"
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="test-server", daemon=True)
-        from handler.doors.alpha.server import APP_OPTIONS  # served as in production
+        from handler.doors.alpha.protocol import AlphaRunner  # served as in production
 
-        self.runner = web.AppRunner(app, access_log=None, **APP_OPTIONS)
+        self.runner = AlphaRunner(app, access_log=None)
 
     def __enter__(self) -> ServerThread:
         self.thread.start()
@@ -222,12 +222,17 @@ def http(
 
 def raw_get(port: int, target: bytes, timeout: float = 10) -> Reply:
     """A GET whose request target goes on the wire byte for byte: no client-side normalisation."""
+    return raw_request(port, b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", timeout)
+
+
+def raw_request(port: int, data: bytes, timeout: float = 10) -> Reply:
+    """A request sent byte for byte (a malformed one, a header twice), read until the server closes."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        data = b""
+        sock.sendall(data)
+        received = b""
         while chunk := sock.recv(65536):
-            data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
     lines = head.decode("latin-1").split("\r\n")
     headers = dict(line.split(": ", 1) for line in lines[1:] if ": " in line)
     return Reply(int(lines[0].split()[1]), headers, body)

@@ -15,7 +15,7 @@ from handler.doors.alpha.guard import host_name
 from handler.doors.alpha.server import STORE, create_app
 from handler.generate import Generator
 from handler.settings import Settings
-from tests.helpers import Reply, ServerThread, assert_error, free_port, http
+from tests.helpers import Reply, ServerThread, assert_error, free_port, http, raw_request
 
 BODY = json.dumps({"prompt": "a cat", "seed": 1}).encode()
 EVIL = {"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
@@ -88,6 +88,34 @@ def test_what_it_answers_to_gets_through(server: ServerThread, headers: dict[str
         headers = {**headers, "Origin": server.url}
     reply = post(server, BODY, {"Content-Type": "application/json; charset=utf-8", **headers})
     refused(reply, 503, "comfyui_unavailable")  # past every guard: the job tried to reach ComfyUI
+
+
+@pytest.mark.parametrize(
+    ("name", "values"),
+    [
+        ("Origin", ["SERVER", "https://evil.example"]),  # the first one passes the check on its own
+        ("Origin", ["SERVER", "SERVER"]),
+        ("Sec-Fetch-Site", ["same-origin", "cross-site"]),
+        ("Content-Type", ["application/json", "text/plain"]),
+        ("Authorization", ["Bearer a", "Bearer b"]),
+        ("Host", ["127.0.0.1", "rebind.evil.example"]),
+    ],
+    ids=["origin-then-evil", "origin-twice-same", "fetch-site", "content-type", "authorization", "host"],
+)
+def test_a_header_the_guards_read_may_come_once(server: ServerThread, name: str, values: list[str]) -> None:
+    """With two, a check reads one and whatever comes next may act on the other: refused before any work."""
+    lines = [f"{name}: {server.url if value == 'SERVER' else value}" for value in values]
+    if name != "Host":
+        lines.append(f"Host: 127.0.0.1:{server.port}")
+    if name != "Content-Type":
+        lines.append("Content-Type: application/json")
+    lines += [f"Content-Length: {len(BODY)}", "Connection: close"]
+    head = "\r\n".join(["POST /alpha/v1/txt2img HTTP/1.1", *lines, "", ""])
+    reply = raw_request(server.port, head.encode() + BODY)
+    assert reply.headers["Content-Type"].startswith("application/json")
+    # aiohttp's parser refuses a second Host or Content-Type itself; the guard, the rest.
+    words = f"Duplicate '{name}' header" if name in ("Host", "Content-Type") else f"more than one {name} header"
+    refused(reply, 400, "bad_request", None, words)
 
 
 @pytest.mark.parametrize(

@@ -7,6 +7,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator
@@ -23,7 +28,7 @@ from handler.errors import AlphaError, statuses
 from handler.generate import Generator
 from handler.paths import REPO
 from handler.settings import Settings
-from tests.helpers import Reply, ServerThread, assert_error, free_port, http, raw_get
+from tests.helpers import Reply, ServerThread, assert_error, free_port, http, raw_get, raw_request
 
 TOKEN = "unit-test-token-0123456789"
 SECRET = b"TOP-SECRET-" + uuid.uuid4().hex.encode()
@@ -222,6 +227,72 @@ def test_error_shapes_without_comfyui(server: ServerThread) -> None:
     reply = http("DELETE", f"{server.url}/alpha/v1/txt2img")
     error(reply, 405, "method_not_allowed")
     assert reply.headers["Allow"] == "POST"
+
+
+HOST = b"Host: 127.0.0.1\r\n"
+MALFORMED = {
+    "not-http": (b"GARBAGE\r\n\r\n", "Invalid method encountered"),
+    "bad-version": (b"GET /alpha/v1/health HTTP/9.9\r\n" + HOST + b"\r\n", "Bad status line"),
+    "header-token": (b"GET /alpha/v1/health HTTP/1.1\r\n" + HOST + b"Bad Header: x\r\n\r\n", "Invalid header token"),
+    "nul-in-token": (
+        b"GET /alpha/v1/health HTTP/1.1\r\n" + HOST + b"Authorization: Bearer " + SECRET + b"\x00\r\n\r\n",
+        "Invalid header value char",
+    ),
+    "line-too-long": (
+        b"GET /alpha/v1/health HTTP/1.1\r\n" + HOST + b"X: " + SECRET * 300 + b"\r\n\r\n",
+        "Got more than 8190",
+    ),
+    "two-lengths": (
+        b"POST /alpha/v1/txt2img HTTP/1.1\r\n" + HOST + b"Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+        "Duplicate Content-Length",
+    ),
+    "bad-chunk": (
+        b"POST /alpha/v1/txt2img HTTP/1.1\r\n" + HOST + b"Content-Type: application/json\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\nZZ\r\n{}\r\n0\r\n\r\n",
+        "Invalid character in chunk size",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED, ids=list(MALFORMED))
+def test_what_aiohttps_parser_refuses_is_answered_in_the_error_shape(
+    server: ServerThread, case: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """aiohttp answers these itself, past the app and its middlewares (plain text, by default); the runner makes
+    it answer as every error is, and neither the answer nor the log line quotes the request's bytes."""
+    data, words = MALFORMED[case]
+    reply = raw_request(server.port, data)
+    assert reply.status == 400 and reply.headers["Content-Type"] == "application/json; charset=utf-8", reply.body
+    body = assert_error(reply.json(), "bad_request", None, words=f"the HTTP request is malformed: {words}")
+    assert reply.headers["X-Content-Type-Options"] == "nosniff"
+    assert SECRET not in reply.body and SECRET.decode() not in caplog.text and len(body["message"]) < 300
+    assert f"refused a malformed HTTP request from 127.0.0.1: {words}" in caplog.text
+
+
+def test_the_served_process_answers_them_so_too_and_stops_on_sigterm(tmp_path: Path) -> None:
+    """``python -m handler.doors.alpha.server`` (what ``bootstrap.sh serve`` runs) serves through the same runner,
+    and SIGTERM stops it cleanly (exit 0)."""
+    port = free_port()
+    env = {**os.environ, "ALPHA_SERVE_PORT": str(port), "ALPHA_SERVE_DIR": str(tmp_path), "ALPHA_COMFYUI_PORT": "1"}
+    command = [sys.executable, "-m", "handler.doors.alpha.server"]
+    proc = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.1)
+        reply = raw_request(port, MALFORMED["not-http"][0])
+        assert reply.status == 400 and assert_error(reply.json(), "bad_request", None)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        proc.kill()
+        output = proc.communicate()[0].decode()
+    assert "refused a malformed HTTP request from 127.0.0.1: Invalid method encountered" in output
 
 
 def test_body_limit(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from handler import results
 from handler.asset import WEBP_OPTIONS, Shape, crop_box, make
 from handler.png import Box, check_alpha, decode
 from tests.helpers import rgba
@@ -129,3 +130,24 @@ def test_an_opaque_webp_has_no_alpha_channel() -> None:
         assert (image.mode, image.size) == ("RGB", (20, 20))
         assert np.array_equal(np.asarray(image), pixels[20:40, 10:30, :3])
     assert facts["alpha"].opaque == 1.0  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("format", ["png", "webp"])
+@pytest.mark.parametrize("shape", [(False, 0), (True, 0), (True, 7)], ids=["whole", "trim", "trim-margin"])
+def test_an_opaque_layer_takes_every_asset_option(format: str, shape: tuple[bool, int]) -> None:
+    """Mode ``background``'s main image is opaque RGB (no alpha channel): every pixel is visible, so a trim cuts
+    nothing, and its alpha figures are those of a flat 255 (results.canvas measures it the same way)."""
+    pixels = np.random.default_rng(5).integers(0, 256, (SIZE[1], SIZE[0], 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, "RGB").save(buffer, format="PNG")
+    png = buffer.getvalue()
+    image = decode(png, rgba=False)
+    stats = results.canvas(image, opaque=True, max_uniform=0.999)
+    trim, margin = shape
+    asset = make(png, image, stats, Shape(format, trim, margin))
+    with Image.open(io.BytesIO(asset.data)) as got:
+        assert (got.format, got.mode, got.size) == (format.upper(), "RGB", SIZE)
+        assert np.array_equal(np.asarray(got), pixels), "lossless, and nothing cut"
+    assert asset.crop == ((0, 0, *SIZE) if trim else None)
+    assert (asset.alpha.width, asset.alpha.height, asset.alpha.opaque) == (*SIZE, 1.0)
+    assert asset.alpha.bbox == (0, 0, *SIZE) and asset.alpha.alpha_min == 255

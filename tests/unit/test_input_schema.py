@@ -8,15 +8,16 @@ import json
 import re
 from typing import Any
 
+import jsonschema_rs
 import pytest
 
 from handler.errors import InputError
-from handler.fields import Field, ImageData, Side
+from handler.fields import FORBIDDEN_PATTERN, Field, ImageData, Side, _visible, visible_pattern
 from handler.generate import Generator
 from handler.image_input import MAX_BASE64_CHARS
 from handler.paths import REPO
 from handler.prompt_syntax import RULES
-from handler.request import CONTRACT, FIELDS, Request, input_schema
+from handler.request import CONTRACT, FIELDS, Request, SizeTable, input_schema
 from handler.settings import Settings
 from handler.workflow.graph import Workflow
 from tests.layer_images import BACKGROUND, FOREGROUND, offline
@@ -33,11 +34,14 @@ PINNED: dict[str, Any] = {
             "type": "string",
             "maxLength": 2000,
             "minLength": 1,
+            "pattern": visible_pattern(),
+            "not": {"pattern": FORBIDDEN_PATTERN},
             "description": "What to draw; must not be blank. " + RULES,
         },
         "negative_prompt": {
             "type": "string",
             "maxLength": 2000,
+            "not": {"pattern": FORBIDDEN_PATTERN},
             "description": "What to avoid; omitted means the workflow's default. " + RULES,
         },
         "seed": {
@@ -53,11 +57,6 @@ PINNED: dict[str, Any] = {
             "832x1216, 1344x768, 768x1344, 1536x640, 640x1536.",
         },
         "height": {"type": "integer", "enum": SHIPPED, "description": "Given together with `width`."},
-        "workflow": {
-            "type": "string",
-            "enum": ["alpha_txt2img", "alpha_txt2img_conv"],
-            "description": "A named workflow; omitted means the production one.",
-        },
         "trim": {
             "type": "boolean",
             "default": False,
@@ -85,6 +84,12 @@ PINNED: dict[str, Any] = {
             "fits the given `background`. `background`: a background that fits the given transparent `foreground`. "
             "The layer modes also return the blended picture in `layers.blended`.",
         },
+        "workflow": {
+            "type": "string",
+            "enum": ["alpha_txt2img", "alpha_txt2img_conv"],
+            "description": "A named workflow; omitted means the production one. Only with `mode: text` (the layer "
+            "modes have theirs).",
+        },
         "background": {
             "type": "string",
             "minLength": 1,
@@ -109,8 +114,11 @@ PINNED: dict[str, Any] = {
     "dependentRequired": {"width": ["height"], "height": ["width"]},
     "dependentSchemas": {
         "trim_margin": {"required": ["trim"], "properties": {"trim": {"const": True}}},
+        "workflow": {"properties": {"mode": {"const": "text"}}},  # an absent mode is text
         "background": {"required": ["mode"], "properties": {"mode": {"const": "foreground"}}},
         "foreground": {"required": ["mode"], "properties": {"mode": {"const": "background"}}},
+        # Given a width (and so a height), the pair is an allowed one.
+        "width": {"oneOf": [{"properties": {"width": {"const": w}, "height": {"const": h}}} for w, h in SIZES]},
     },
     "allOf": [
         {
@@ -136,7 +144,7 @@ def test_the_schema_with_named_workflows_is_pinned() -> None:
 
 def test_without_named_workflows_the_schema_has_no_workflow_property() -> None:
     pinned = json.loads(json.dumps(PINNED))
-    del pinned["properties"]["workflow"]
+    del pinned["properties"]["workflow"], pinned["dependentSchemas"]["workflow"]
     assert same(input_schema(SIZES), pinned)
 
 
@@ -162,10 +170,10 @@ SCHEMA = input_schema(SIZES, list(GENERATOR.allowed))
 PROPERTIES: dict[str, Any] = SCHEMA["properties"]
 # The keywords the probes below know; a new one in a field's schema needs its probes first.
 # ("default" is what an absent field parses to: test_absent_fields_parse_to_the_schemas_default.)
-KEYWORDS = {"type", "minimum", "maximum", "minLength", "maxLength", "enum", "default", "description"}
+KEYWORDS = {"type", "minimum", "maximum", "minLength", "maxLength", "enum", "default", "description", "pattern", "not"}
 WRONG_TYPES: dict[str, list[Any]] = {
     "string": [None, True, 0, 1.5, [], {}],
-    "integer": [None, True, 1.5, "7", [], {}],
+    "integer": [None, True, 1.5, "7", [], {}, float("nan"), float("inf")],
     "boolean": [None, 0, 1, "true", "false", [], {}],
 }
 
@@ -187,13 +195,20 @@ def probes(fragment: dict[str, Any]) -> list[tuple[Any, bool]]:
         shortest, longest = fragment.get("minLength", 0), fragment["maxLength"]
         cases += [("a" * shortest, True), ("a" * longest, True), ("a" * (longest + 1), False)]
         cases += [("a" * (shortest - 1), False)] if shortest else []
+    if "pattern" in fragment:  # a visible character
+        cases += [(" \u200b\t\ufeff\U000e0020 ", False), ("\u200bx\u200d", True), ("\U0001f34e", True)]
+    if "not" in fragment:  # no NUL, no embedding syntax
+        cases += [("a\x00b", False), ("a embedding:b", False), ("a embedding :b", True), ("Embedding:b", True)]
     if "minimum" in fragment:
         low, high = fragment["minimum"], fragment["maximum"]
         cases += [(low, True), (high, True), (low - 1, False), (high + 1, False)]
+        # JSON Schema's integers: an integral number is one (parsed as the int), a fraction is not.
+        cases += [(float(low), True), (float(high), True), (low + 0.5, False), (float(high + 1), False)]
     if "enum" in fragment:
         values = fragment["enum"]
         cases += [(value, True) for value in values]
         if fragment["type"] == "integer":
+            cases += [(float(values[0]), True), (values[0] + 0.5, False)]
             gap = next(v for v in range(min(values), max(values)) if v not in values)
             cases += [(min(values) - 1, False), (max(values) + 1, False), (gap, False)]
         else:
@@ -229,15 +244,21 @@ def case_id(spec: Field, value: Any, accepted: bool) -> str:
     return f"{spec.name}-{'accepted' if accepted else 'refused'}-{shown}"
 
 
+# The schema's own verdict, by a JSON Schema validator (draft 2020-12, as OpenAPI 3.1 has it).
+VALIDATOR = jsonschema_rs.Draft202012Validator(SCHEMA)
+
+
 @pytest.mark.parametrize(("spec", "value", "accepted"), CASES, ids=[case_id(*case) for case in CASES])
 def test_schema_and_validation_agree(spec: Field, value: Any, accepted: bool) -> None:
     data = job(spec, value, accepted)
+    assert VALIDATOR.is_valid(data) is accepted, "the schema's verdict"
     if accepted:
-        assert getattr(validate(data), spec.name) == value
+        parsed = getattr(validate(data), spec.name)
+        assert parsed == value and type(parsed) is (int if isinstance(value, float) else type(value))
         return
     with pytest.raises(InputError) as caught:
         validate(data)
-    # A pair outside the workflow's sizes is named by 'width' (check_size), whichever side is off.
+    # A pair off the workflow's sizes names the side that is off (check_size): the probed one, or its partner.
     assert (caught.value.code, caught.value.field) in {("invalid_input", spec.name), ("invalid_input", spec.together)}
 
 
@@ -278,21 +299,16 @@ def full_input(name: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("name", FIELDS)
 def test_required_fields_are_the_schemas(name: str) -> None:
+    """A field is needed where the schema refuses the input without it: ``required``, ``dependentRequired``, a
+    ``dependentSchemas`` that requires it, or a layer mode's image (``allOf``)."""
     full = full_input(name)
-    assert name in full and validate(full)
+    assert name in full and validate(full) and VALIDATOR.is_valid(full)
     del full[name]
-    dependent = SCHEMA["dependentRequired"].get(name, [])
-    needed_by = [other for other, rule in SCHEMA["dependentSchemas"].items() if name in rule["required"]]
-    by_mode = [
-        image
-        for rule in SCHEMA["allOf"]
-        if full.get("mode") == rule["if"]["properties"]["mode"]["const"]
-        for image in rule["then"]["required"]
-    ]
-    if name in SCHEMA["required"] or dependent or needed_by or name in by_mode:
+    needed_by = [other for other, rule in SCHEMA["dependentSchemas"].items() if name in rule.get("required", [])]
+    if not VALIDATOR.is_valid(full):
         with pytest.raises(InputError) as caught:
             validate(full)
-        assert caught.value.field in {name, *needed_by}
+        assert caught.value.field in {name, *needed_by, *SCHEMA["dependentRequired"].get(name, [])}
     else:
         assert getattr(validate(full), name) == PROPERTIES[name].get("default")
 
@@ -321,13 +337,48 @@ def test_side_ranges_hold_every_size_the_schema_lists() -> None:
     assert all(side.low <= value <= side.high for side in sides for value in PROPERTIES[side.name]["enum"])
 
 
-@pytest.mark.parametrize("spec", [s for s in CONTRACT if PROPERTIES[s.name]["type"] == "integer"], ids=lambda s: s.name)
-def test_integral_floats_are_refused_though_json_schema_counts_them_as_integers(spec: Field) -> None:
-    """The one place the parse is stricter than the schema's types: JSON Schema's "integer" takes 1024.0, the
-    parse does not (README: floats refused)."""
-    with pytest.raises(InputError) as caught:
-        validate({**job(spec, 1024, True), spec.name: 1024.0})
-    assert caught.value.field == spec.name
+def test_the_visible_pattern_is_the_parses_rule_for_every_character() -> None:
+    """The schema's pattern (a class of code point ranges) and the parse (``str.isspace`` and category Cf) agree on
+    each character of the planes with invisible ones (the BMP, 1 and 14: the rest hold none), as the validator
+    and Python's ``re`` read the pattern."""
+    validator = jsonschema_rs.validator_for({"type": "string", "pattern": visible_pattern()})
+    compiled = re.compile(visible_pattern())
+    planes = (0, 1, 14)
+    assert {ord(char) >> 16 for char in visible_pattern()} <= set(planes), "the class names characters of these only"
+    for code in (c for plane in planes for c in range(plane << 16, (plane + 1) << 16)):
+        if 0xD800 <= code <= 0xDFFF:
+            continue  # a lone surrogate is no text (the parse refuses it)
+        char = chr(code)
+        assert validator.is_valid(char) is _visible(char) is bool(compiled.search(char)), hex(code)
+
+
+def test_sizes_that_differ_by_workflow_are_stated_per_workflow() -> None:
+    """Where the workflows allow different sizes, the schema states each one's under the condition that picks it:
+    a named workflow, a layer mode, else the production workflow."""
+    table = SizeTable([(1024, 1024)], {"wide": [(1536, 640)]}, {"foreground": [(1024, 1024), (1152, 896)]})
+    schema = input_schema(table, ["wide"])
+    assert schema["properties"]["width"]["enum"] == [1024, 1152, 1536]
+    validator = jsonschema_rs.Draft202012Validator(schema)
+    image = {"mode": "foreground", "background": "x"}
+    verdicts = {
+        (1024, 1024, None): True,
+        (1536, 640, None): False,
+        (1536, 640, "wide"): True,
+        (1024, 1024, "wide"): False,
+        (1152, 896, "fg"): True,
+        (1536, 640, "fg"): False,
+        (1152, 896, None): False,
+    }
+    for (width, height, picks), valid in verdicts.items():
+        data: dict[str, Any] = {"prompt": "x", "width": width, "height": height}
+        data.update({"wide": {"workflow": "wide"}, "fg": image, None: {}}[picks])
+        assert validator.is_valid(data) is valid, (width, height, picks)
+    assert validator.is_valid({"prompt": "x", "workflow": "wide"}) and validator.is_valid({"prompt": "x", **image})
+    assert not validator.is_valid({"prompt": "x", "workflow": "wide", **image}), "a named workflow is text's"
+    assert len(schema["allOf"]) == 2 + 3 and "width" not in schema["dependentSchemas"], "one rule each, and the rest"
+    same = input_schema(SizeTable([(1024, 1024)], {"a": [(1024, 1024)]}, {"background": [(1024, 1024)]}))
+    pair = {"properties": {"width": {"const": 1024}, "height": {"const": 1024}}}
+    assert same["dependentSchemas"]["width"] == {"oneOf": [pair]} and len(same["allOf"]) == 2, "one list for all"
 
 
 def test_readme_documents_every_input_field_and_no_other() -> None:

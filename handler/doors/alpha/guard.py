@@ -3,8 +3,9 @@
 Binding loopback keeps other hosts out, not a browser on this machine: any page it opens can send "simple"
 requests (no preflight) to 127.0.0.1, and a DNS-rebinding page can even read the answers. So a request must
 name a host this server answers to (``Host``), must not come from another origin (``Origin``,
-``Sec-Fetch-Site``), and a JSON endpoint takes only ``Content-Type: application/json``, which no page can
-send cross-origin without a preflight this server never grants.
+``Sec-Fetch-Site``), must carry each of those headers once at most, and a JSON endpoint takes only
+``Content-Type: application/json``, which no page can send cross-origin without a preflight this server never
+grants.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import hdrs, web
 
-from handler.errors import CrossSiteRequest, HostNotAllowed, UnsupportedMediaType
+from handler.errors import BadRequest, CrossSiteRequest, HostNotAllowed, UnsupportedMediaType
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
@@ -23,6 +24,9 @@ LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 # What a browser says of a request its own page made, or one the user typed or bookmarked.
 SAFE_FETCH_SITES = ("same-origin", "none")
 SHOWN_CHARS = 100
+# The headers a decision here (or the token check) reads: each may come once. Of two, a check would read the first
+# and a browser, proxy or the next check might act on the other.
+SINGLE_HEADERS = (hdrs.HOST, hdrs.ORIGIN, "Sec-Fetch-Site", hdrs.CONTENT_TYPE, hdrs.AUTHORIZATION)
 
 
 def host_name(header: str) -> str | None:
@@ -49,6 +53,9 @@ def same_origin(origin: str, host: str) -> bool:
 def browser_guard(allowed: frozenset[str]) -> Middleware:
     @web.middleware
     async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+        for name in SINGLE_HEADERS:
+            if len(request.headers.getall(name, ())) > 1:
+                raise BadRequest(f"the request has more than one {name} header; it may carry one at most")
         host = request.headers.get(hdrs.HOST, "")
         if host_name(host) not in allowed:
             raise HostNotAllowed(

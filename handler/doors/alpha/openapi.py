@@ -12,7 +12,7 @@ from handler.asset import MIME_TYPES
 from handler.doors.alpha.store import NAME
 from handler.errors import statuses
 from handler.png import AlphaStats
-from handler.request import FORMATS, MODES, input_schema
+from handler.request import FORMATS, MODES, SizeTable, input_schema
 
 PREFIX = "/alpha/v1"
 FILENAME_LINK = "$response.body#/filename"
@@ -39,6 +39,7 @@ def _codes_with(status: int) -> str:
 def _refusals() -> dict[str, Any]:
     """What any route may answer before it does any work."""
     return {
+        "400": _error("The HTTP request is malformed, or carries a header that may come once twice (`bad_request`)."),
         "401": _error("A token is configured and the request did not carry it (`unauthorized`)."),
         "403": _error(f"A host this server does not answer to, or another origin ({_codes_with(403)})."),
     }
@@ -52,14 +53,16 @@ def _txt2img(schema: dict[str, Any]) -> dict[str, Any]:
         "operationId": "txt2img",
         "responses": {
             "200": {**_json("The image was written; fetch it from `url`.", "Txt2ImgResult"), "links": links},
-            "400": _error(f"Invalid input ({_codes_with(400)}); `field` names the field."),
+            "400": _error(
+                "Invalid input (`invalid_input`; `field` names the field), or a malformed HTTP request (`bad_request`)."
+            ),
             "413": _error(f"The body is larger than ALPHA_SERVE_MAX_BODY_BYTES ({_codes_with(413)})."),
             "415": _error(f"The body is not sent as `application/json` ({_codes_with(415)})."),
             "500": _error(f"The job failed ({_codes_with(500)})."),
             "501": _error(f"This worker does not serve the request's layer `mode` ({_codes_with(501)})."),
             "503": _error(f"ComfyUI is not available ({_codes_with(503)})."),
             "504": _error(f"The job deadline passed ({_codes_with(504)})."),
-            **_refusals(),
+            **{status: answer for status, answer in _refusals().items() if status != "400"},
         },
     }
 
@@ -214,7 +217,7 @@ def _schemas() -> dict[str, Any]:
 
 
 def document(
-    *, token_required: bool, sizes: Sequence[tuple[int, int]], workflows: Sequence[str] = ()
+    *, token_required: bool, sizes: Sequence[tuple[int, int]] | SizeTable, workflows: Sequence[str] = ()
 ) -> dict[str, Any]:
     doc: dict[str, Any] = {
         "openapi": "3.1.0",

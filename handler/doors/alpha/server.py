@@ -9,6 +9,7 @@ through its serial queue; a process that is told to stop does not wait for them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -25,6 +26,7 @@ from handler.deadline import Deadline
 from handler.doors.alpha import openapi
 from handler.doors.alpha.guard import allowed_hosts, browser_guard, require_json
 from handler.doors.alpha.openapi import PREFIX
+from handler.doors.alpha.protocol import AlphaRunner
 from handler.doors.alpha.store import ImageStore, content_type
 from handler.doors.threads import in_thread
 from handler.errors import (
@@ -51,8 +53,6 @@ MAX_JOBS_IN_FLIGHT = 16
 HEALTH_TIMEOUT_S = 10.0
 SHUTDOWN_TIMEOUT_S = 5.0
 IMMUTABLE = "private, max-age=31536000, immutable"
-# How the app is served, here and in tests: a client that disconnects cancels its handler (and its job).
-APP_OPTIONS: dict[str, Any] = {"handler_cancellation": True}
 
 GENERATOR = web.AppKey("generator", Generator)
 STORE = web.AppKey("store", ImageStore)
@@ -137,7 +137,7 @@ async def _txt2img(request: web.Request, job_id: str, jlog: JobLog, deadline: De
 
             return web.json_response(await in_thread(run), headers={"X-Request-Id": job_id})
         except asyncio.CancelledError:
-            # aiohttp cancels the handler when the client disconnects (APP_OPTIONS): stop the prompt too.
+            # aiohttp cancels the handler when the client disconnects (AlphaRunner): stop the prompt too.
             jlog.warning("the client went away; stopping its prompt")
             cancel.set()
             raise
@@ -193,10 +193,11 @@ async def health(request: web.Request) -> web.Response:
 
 async def openapi_document(request: web.Request) -> web.Response:
     generator = request.app[GENERATOR]
-    sizes = list(dict.fromkeys(size for workflow in generator.workflows for size in workflow.sizes))
     return web.json_response(
         openapi.document(
-            token_required=generator.settings.serve_token is not None, sizes=sizes, workflows=list(generator.allowed)
+            token_required=generator.settings.serve_token is not None,
+            sizes=generator.sizes(),
+            workflows=list(generator.allowed),
         )
     )
 
@@ -228,6 +229,18 @@ def create_app(generator: Generator) -> web.Application:
     return app
 
 
+async def serve(app: web.Application, host: str, port: int, access_log: logging.Logger) -> None:
+    """Serve until SIGINT or SIGTERM (``handle_signals``: ``GracefulExit``), then close: requests in flight get
+    SHUTDOWN_TIMEOUT_S. What ``web.run_app`` does, through ``AlphaRunner``."""
+    runner = AlphaRunner(app, handle_signals=True, access_log=access_log, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
 def main() -> int:
     settings = load_or_exit()
     logs.configure(settings.log_level)
@@ -250,15 +263,9 @@ def main() -> int:
         generator.workflow.name,
         settings.effective_serve_dir,
     )
-    web.run_app(
-        create_app(generator),
-        host=settings.serve_host,
-        port=settings.serve_port,
-        print=None,
-        shutdown_timeout=SHUTDOWN_TIMEOUT_S,
-        access_log=logging.getLogger(f"{__name__}.access"),
-        **APP_OPTIONS,
-    )
+    access_log = logging.getLogger(f"{__name__}.access")
+    with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):  # SIGTERM, SIGINT: a graceful stop
+        asyncio.run(serve(create_app(generator), settings.serve_host, settings.serve_port, access_log))
     return 0
 
 
