@@ -46,6 +46,7 @@ def _invisible(char: str) -> bool:
 
 
 def _visible(text: str) -> bool:
+    """Anything besides whitespace and invisible format characters?"""
     return not all(_invisible(char) for char in text)
 
 
@@ -72,8 +73,8 @@ def visible_pattern() -> str:
 
 
 # What a prompt may not contain, as a pattern its schema's ``not`` states: NUL (ComfyUI's text encoders end a
-# string there) and ComfyUI's embedding syntax (handler.prompt_syntax). Neither needs escaping in any dialect.
-assert re.fullmatch(r"[a-z:]+", prompt_syntax.EMBEDDING)
+# string there) and ComfyUI's embedding syntax (handler.prompt_syntax, letters and a colon: no escaping needed in
+# any dialect).
 FORBIDDEN_PATTERN = f"\\u0000|{prompt_syntax.EMBEDDING}"
 
 

@@ -31,6 +31,17 @@ from handler.paths import REPO
 from handler.settings import Settings
 
 
+@contextlib.contextmanager
+def no_file_left_in(settings: Settings) -> Iterator[None]:
+    """ComfyUI's output and input folders hold the same files after the block as before: every job, failed or
+    not, removes what it wrote and uploaded."""
+    folders = (settings.effective_output_dir, settings.input_dir)
+    before = {p for folder in folders for p in folder.rglob("*") if p.is_file()}
+    yield
+    after = {p for folder in folders for p in folder.rglob("*") if p.is_file()}
+    assert after == before, "a job left a file in ComfyUI's output or input folder"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -24,7 +24,8 @@ CHECKS = (
 MAX_EXAMPLES = 15
 # Every warning but validation_mismatch: a schema cannot state an input image's content (README, "Layer modes"),
 # so most generated layer-mode inputs are refused with 400, which is what that warning counts. The stateful phase
-# still needs text jobs that succeed (its links from txt2img to the file endpoints).
+# still needs text jobs that succeed (its links from txt2img to the file endpoints). Everything a schema can state
+# is held to the document by tests/unit/test_schema_agreement.py, which gives such inputs real images.
 WARNINGS = ",".join(w.value for w in SchemathesisWarning if w is not SchemathesisWarning.VALIDATION_MISMATCH)
 TOKEN = "fuzzing-token-0123456789abcdef"
 

@@ -44,7 +44,7 @@ from handler.settings import Settings
 from handler.workflow.graph import Workflow
 from handler.workflow.rules import is_link
 from tests.fake_s3 import FakeS3
-from tests.helpers import RunningComfy, ServerThread, http
+from tests.helpers import RunningComfy, ServerThread, http, no_file_left_in
 from tests.layer_images import BACKGROUND, FOREGROUND
 
 pytestmark = pytest.mark.comfyui
@@ -145,11 +145,8 @@ def alpha_api(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> I
 
 @pytest.fixture(autouse=True)
 def no_file_left(bucket_settings: Settings) -> Iterator[None]:
-    folders = (bucket_settings.effective_output_dir, bucket_settings.input_dir)
-    before = {p for folder in folders for p in folder.rglob("*") if p.is_file()}
-    yield
-    after = {p for folder in folders for p in folder.rglob("*") if p.is_file()}
-    assert after == before, "a job left a file in ComfyUI's output or input folder"
+    with no_file_left_in(bucket_settings):
+        yield
 
 
 def decoded(data: bytes) -> Image.Image:

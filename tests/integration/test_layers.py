@@ -26,7 +26,7 @@ from handler.doors.runpod.worker import make_handler
 from handler.generate import Generator
 from handler.settings import Settings
 from handler.testmodels import models_dir
-from tests.helpers import RunningComfy, ServerThread, assert_error, http
+from tests.helpers import RunningComfy, ServerThread, assert_error, http, no_file_left_in
 from tests.layer_images import BACKGROUND, FOREGROUND, background, encoded, foreground
 
 pytestmark = pytest.mark.comfyui
@@ -47,12 +47,8 @@ def settings(comfy: RunningComfy) -> Settings:
 
 @pytest.fixture(autouse=True)
 def no_file_left(settings: Settings) -> Iterator[None]:
-    """Every job, failed or not, leaves ComfyUI's output and input folders as they were."""
-    folders = (settings.effective_output_dir, settings.input_dir)
-    before = {p for folder in folders for p in folder.rglob("*") if p.is_file()}
-    yield
-    after = {p for folder in folders for p in folder.rglob("*") if p.is_file()}
-    assert after == before, "a job left a file in ComfyUI's output or input folder"
+    with no_file_left_in(settings):
+        yield
 
 
 def run(settings: Settings, job_input: dict[str, Any], job_id: str = "layer-job") -> dict[str, Any]:
