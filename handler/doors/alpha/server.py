@@ -13,6 +13,7 @@ import contextlib
 import hmac
 import json
 import logging
+import signal
 import sys
 import threading
 import uuid
@@ -230,13 +231,18 @@ def create_app(generator: Generator) -> web.Application:
 
 
 async def serve(app: web.Application, host: str, port: int, access_log: logging.Logger) -> None:
-    """Serve until SIGINT or SIGTERM (``handle_signals``: ``GracefulExit``), then close: requests in flight get
-    SHUTDOWN_TIMEOUT_S. What ``web.run_app`` does, through ``AlphaRunner``."""
-    runner = AlphaRunner(app, handle_signals=True, access_log=access_log, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    """Serve until SIGINT or SIGTERM, then close: requests in flight get SHUTDOWN_TIMEOUT_S to answer (a job whose
+    ComfyUI died answers comfyui_unavailable). The signals only set an event: raising GracefulExit out of the loop,
+    as aiohttp's handle_signals does, would let asyncio.run cancel the handlers before they answer."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    runner = AlphaRunner(app, handle_signals=False, access_log=access_log, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
-        await asyncio.Event().wait()
+        await stop.wait()
     finally:
         await runner.cleanup()
 
