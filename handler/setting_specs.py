@@ -84,6 +84,14 @@ SPECS: tuple[Spec, ...] = (
          "flight finish for up to this long; past it the job's prompt is interrupted and `cancelled` is posted for "
          "it, then the worker and ComfyUI exit. Keep it at least 5 s below the platform's grace period between "
          "SIGTERM and SIGKILL (DEPLOYMENT.md, \"Stop, cancel, SIGTERM\").", "s"),
+    Spec("job_take_backoff_max_s", "ALPHA_JOB_TAKE_BACKOFF_MAX_S", "30", types.as_backoff_cap,
+         "RunPod door: while RunPod's job API fails (connection refused, DNS, 5xx, timeouts), job-takes back off "
+         "exponentially with jitter from about 0.5 s up to this cap; the first answered take resets it. One log "
+         "line when the failures start, at most one summary a minute, one when they end.", "s"),
+    Spec("allow_sdk_mismatch", "ALPHA_ALLOW_SDK_MISMATCH", "0", types.as_bool,
+         "RunPod door: start the production job loop even when the installed RunPod SDK is not the release it "
+         "adapts (`handler/doors/runpod/jobloop.py`). Off: the worker refuses to start (`cannot start:`) until "
+         "someone has re-read the SDK's loop (DEPLOYMENT.md, \"The job loop\")."),
     Spec("ready_timeout_s", "ALPHA_READY_TIMEOUT_S", "180", types.as_seconds,
          "Deadline for ComfyUI to answer after it starts.", "s"),
     Spec("http_timeout_s", "ALPHA_HTTP_TIMEOUT_S", "30", types.as_seconds,

@@ -57,6 +57,7 @@ def float_range(low: float, high: float, message: str) -> Callable[[str], float]
 
 
 as_seconds = float_range(0, 86400, "expected seconds, more than 0 and at most 86400")
+as_backoff_cap = float_range(0.5, 30, "expected seconds, more than 0.5 and at most 30")
 as_days = float_range(0, 3650, "expected days, more than 0 and at most 3650")
 as_fraction = float_range(0.5, 1, "expected a fraction more than 0.5 and at most 1")
 

@@ -53,6 +53,8 @@ class Settings:
     warmup_timeout_s: float = _D["warmup_timeout_s"]
     job_timeout_s: float = _D["job_timeout_s"]
     drain_timeout_s: float = _D["drain_timeout_s"]
+    job_take_backoff_max_s: float = _D["job_take_backoff_max_s"]
+    allow_sdk_mismatch: bool = _D["allow_sdk_mismatch"]
     ready_timeout_s: float = _D["ready_timeout_s"]
     http_timeout_s: float = _D["http_timeout_s"]
     log_level: str = _D["log_level"]

@@ -124,18 +124,22 @@ class Drain:
                 f"{self.timeout_s:g} s (ALPHA_DRAIN_TIMEOUT_S); its prompt was interrupted: submit it again"
             )
             log.warning("drain time of %g s is up: cancelling %s", self.timeout_s, self.in_flight.cancel_all(reason))
-            if not self._wait_until_idle(CANCEL_GRACE_S):
+            if not self._wait_until_idle(CANCEL_GRACE_S, cancel_reason=reason):
                 log.error("%d job(s) still held %.0f s after their cancel; exiting anyway", self.held(), CANCEL_GRACE_S)
         if self.ends_process:
             self._leave()
         else:
             log.info("drained; the local API stops once it has sent its answers")
 
-    def _wait_until_idle(self, seconds: float) -> bool:
+    def _wait_until_idle(self, seconds: float, cancel_reason: str | None = None) -> bool:
+        """With ``cancel_reason``, a job whose handler starts meanwhile (its take ended at the bound) is cancelled
+        too, so it posts ``cancelled`` before the exit rather than being cut off."""
         deadline = time.monotonic() + seconds
         while self.held() > 0:
             if time.monotonic() >= deadline:
                 return False
+            if cancel_reason is not None:
+                self.in_flight.cancel_all(cancel_reason)
             time.sleep(POLL_S)
         return True
 

@@ -19,7 +19,7 @@ from handler import logs, readiness, startgate
 from handler.comfyui.client import ProgressCallback
 from handler.comfyui.process import wait_for_comfyui
 from handler.deadline import Deadline
-from handler.doors.runpod.drain import Drain, InFlight, JobCancel
+from handler.doors.runpod.drain import Drain, InFlight, JobCancel, sdk_jobs_held
 from handler.doors.runpod.payload import check_delivery, success_output
 from handler.doors.runpod.progress import ProgressUpdates
 from handler.doors.threads import in_thread
@@ -130,17 +130,46 @@ def main(*, gated: bool = False) -> int:
     import runpod
     from runpod.serverless.modules.rp_logger import RunPodLogger
 
+    from handler.doors.runpod import jobloop
+
     RunPodLogger().set_level(settings.runpod_log_level)
+    production = sdk_runs_production(sys.argv[1:])
+    try:
+        if production:  # only the production loop is adapted; the local tools are the SDK's own
+            jobloop.check_sdk(runpod.__version__, settings)
+    except AlphaError as exc:
+        log.error("cannot start: %s", exc)
+        return 1
 
     in_flight = InFlight()
-    production = sdk_runs_production(sys.argv[1:])
-    Drain(in_flight, settings.drain_timeout_s, ends_process=production).install()
     handler = make_handler(generator, in_flight=in_flight, progress=production)
+    start = prepare(handler, in_flight, settings, production=production)
     if gated and not wait_at_the_gate(settings, started):
         return 1
     log.info("RunPod worker starting (workflow %s, sha256 %s)", generator.workflow.name, generator.workflow.sha256[:12])
-    runpod.serverless.start({"handler": handler})
+    start()
     return 0
+
+
+def prepare(
+    handler: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]],
+    in_flight: InFlight,
+    settings: Settings,
+    *,
+    production: bool,
+) -> Callable[[], None]:
+    """Install the drain; return what runs the SDK: in production its job loop as adapted here (DEPLOYMENT.md,
+    "The job loop"), whose open job-take the drain counts as a job held; otherwise its local tools, unchanged."""
+    import runpod
+
+    from handler.doors.runpod import jobloop
+
+    if not production:
+        Drain(in_flight, settings.drain_timeout_s, ends_process=False).install()
+        return lambda: runpod.serverless.start({"handler": handler})
+    scaler = jobloop.build_scaler(handler, settings)
+    Drain(in_flight, settings.drain_timeout_s, held=lambda: sdk_jobs_held() + int(scaler.taking)).install()
+    return lambda: jobloop.run_worker(scaler)
 
 
 def wait_at_the_gate(settings: Settings, started: float) -> bool:
