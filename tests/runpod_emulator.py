@@ -4,8 +4,8 @@ It follows the protocol as the pinned SDK (runpod 1.12.0) speaks it, read from i
 
 - job-take (``rp_job.get_job``): ``GET <RUNPOD_WEBHOOK_GET_JOB>&job_in_progress=0|1``, the SDK having put the
   worker id for ``$ID``. A long-poll: answered with one job ``{"id", "input"}`` (200, application/json), or
-  204 when none came within ``hold_s``. With concurrency > 1 the SDK asks ``/job-take-batch/...&batch_size=N``
-  and gets a JSON list.
+  204 when none came within ``hold_s``; a take the worker has closed is handed no job. With concurrency > 1 the
+  SDK asks ``/job-take-batch/...&batch_size=N`` and gets a JSON list.
 - job-stop (``rp_job.get_stop_signals``): the job-take URL with ``/job-stop/``; a long-poll answered with
   ``{"jobsToStop": [ids]}`` or 204.
 - job-done (``rp_http.send_result``): ``POST <RUNPOD_WEBHOOK_POST_OUTPUT>&isStream=false``, ``$RUNPOD_POD_ID``
@@ -28,6 +28,7 @@ import ipaddress
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -83,6 +84,9 @@ class Emulator:
         self.url = f"http://127.0.0.1:{self.port}"
         self.arrivals: list[Arrival] = []
         self.fail_takes = 0  # answer the next N job-takes with 503
+        self.fail_takes_until = 0.0  # answer job-takes with 503 until this time.monotonic()
+        self.on_hand_out: Callable[[str], None] | None = None  # called with a job's id just before it is sent
+        self.open_takes = 0  # job-take long-polls open now
         self.fail_done = 0  # answer the next N job-done posts of a result with 500
         self.progress_delay_s = 0.0  # RunPod slow to take a progress update: recorded (and answered) this late
         self._lock = threading.Lock()
@@ -187,21 +191,32 @@ class Emulator:
         batch = "job-take-batch" in request.path
         kind = "take-batch" if batch else "take"
         with self._lock:
-            failing = self.fail_takes > 0
-            self.fail_takes -= int(failing)
+            failing = self.fail_takes > 0 or time.monotonic() < self.fail_takes_until
+            self.fail_takes -= int(self.fail_takes > 0)
         if failing:
             self._record(request, kind, status=503)
             return web.Response(status=503, text="emulated outage")
         wanted = int(request.query.get("batch_size", "1"))
-        jobs = await self._wait(lambda: self._pop_jobs(wanted))
+        with self._lock:
+            self.open_takes += 1
+        try:
+            jobs = await self._wait(lambda: self._pop_jobs(wanted, request))
+        finally:
+            with self._lock:
+                self.open_takes -= 1
         if not jobs:
             self._record(request, kind, status=204)
             return web.Response(status=204)
         for job in jobs:
             self._record(request, kind, job_id=job["id"], body=job)
+            if self.on_hand_out is not None:
+                self.on_hand_out(job["id"])
         return web.json_response(jobs if batch else jobs[0])
 
-    def _pop_jobs(self, wanted: int) -> list[dict[str, Any]]:
+    def _pop_jobs(self, wanted: int, request: web.Request | None = None) -> list[dict[str, Any]] | None:
+        """Up to ``wanted`` jobs; none for a worker that closed its take (a job is never handed to no one)."""
+        if request is not None and (request.transport is None or request.transport.is_closing()):
+            return None
         with self._lock:
             taken, self._jobs = self._jobs[:wanted], self._jobs[wanted:]
         return taken
@@ -212,9 +227,10 @@ class Emulator:
         return stops
 
     async def _wait(self, pop: Any) -> Any:
-        """A long-poll: what ``pop`` returns once it returns something, or nothing after ``hold_s``."""
+        """A long-poll: what ``pop`` returns once it is not ``[]`` (``None``: the worker is gone), or ``[]`` after
+        ``hold_s``."""
         deadline = time.monotonic() + self.hold_s
-        while not (found := pop()) and time.monotonic() < deadline:
+        while (found := pop()) == [] and time.monotonic() < deadline:
             await asyncio.sleep(0.005)
         return found
 

@@ -164,8 +164,8 @@ def test_steady_jobs_then_sigterm_mid_job(production: StartWorker) -> None:
         time.sleep(0.2)
     time.sleep(2.0)
     assert worker.proc.poll() is None, "an unreachable API does not crash the worker"
-    refused = worker.log().count("Failed to get job")
-    assert refused > 0, "it kept asking the API that was not there"
+    # It kept asking the API that was not there, backing off (handler/doors/runpod/jobloop.py: one line for this).
+    assert "job-take failed (ClientConnectorError" in worker.log()
     emulator.fail_done = 1
     with emulator:
         worker.wait_polling()
@@ -181,7 +181,7 @@ def test_steady_jobs_then_sigterm_mid_job(production: StartWorker) -> None:
         worker.proc.send_signal(signal.SIGTERM)
         took = assert_exits(worker, 128 + signal.SIGTERM, 60)
         print(
-            f"\n{refused} job-takes refused before the API listened\n{timeline(emulator, t0)}\n"
+            f"\n{timeline(emulator, t0)}\n"
             f"SIGTERM at +{signalled - t0:.2f} s; exited {took:.2f} s later"
         )
     for job_id in [*jobs, last]:
