@@ -28,7 +28,7 @@ from tests.runpod_emulator import Emulator, production_env
 pytestmark = pytest.mark.comfyui
 SIZE = 64
 CAP_S = 4.0  # ALPHA_JOB_TAKE_BACKOFF_MAX_S in these tests: a short cap keeps them quick
-DRAIN_S = 6.0  # ALPHA_DRAIN_TIMEOUT_S
+DRAIN_S = 20.0  # ALPHA_DRAIN_TIMEOUT_S, its default: room for a first job that loads the models on a loaded machine
 # A loaded 2-core machine's room on top of a bound under test: scheduling, a log line's write, a job's few steps.
 SLACK_S = 10.0
 MAX_TAKES, MAX_LINES = 40, 5  # the issue's bounds for one outage
@@ -96,7 +96,7 @@ def test_an_unreachable_job_api_is_retried_with_backoff_then_jobs_flow(comfy: Ru
     """Nothing listens on the job API's port for 20 s; then it comes back and a job goes through."""
     emulator = Emulator(hold_s=2.0)
     with loop_worker(comfy, emulator, tmp_path, "unreachable") as worker:
-        worker.wait_log(r"job-take failed \(ClientConnectorError", timeout=120)
+        worker.wait_log(OUTAGE_LINE.pattern, timeout=120)  # its first failed take
         time.sleep(20.0)
         with emulator:
             back = time.monotonic()
@@ -107,6 +107,7 @@ def test_an_unreachable_job_api_is_retried_with_backoff_then_jobs_flow(comfy: Ru
             worker.wait_log(r"job-take answered again", timeout=5)
         tries = int(re.findall(r"answered again after (\d+) failed tries", worker.log())[0])
         lines = worker.outage_lines()
+        print(f"\n20 s unreachable: {tries} job-takes, {len(lines)} lines; taken {take.at - back:.2f} s after")
         assert 5 <= tries <= MAX_TAKES, f"{tries} job-takes in 20 s"
         assert len(lines) <= MAX_LINES, "\n".join(lines[:20])
         assert emulator.violations == []
@@ -121,6 +122,7 @@ def test_5xx_for_10_s_is_retried_with_backoff_then_jobs_flow(comfy: RunningComfy
         assert_success_contract(output)
         failed = [a for a in emulator.of("take") if a.status == 503]
         (take,) = emulator.of("take", "after-5xx")
+        print(f"\n10 s of 503: {len(failed)} job-takes; taken {take.at - emulator.fail_takes_until:.2f} s after")
         assert 3 <= len(failed) <= MAX_TAKES, f"{len(failed)} job-takes answered 503 in 10 s"
         assert take.at - emulator.fail_takes_until <= CAP_S + SLACK_S
         worker.wait_log(r"job-take answered again", timeout=5)
@@ -152,7 +154,7 @@ def test_a_job_take_open_at_sigterm_loses_no_job(comfy: RunningComfy, tmp_path: 
             emulator.on_hand_out = signal_now
         else:
             signal_now()
-        emulator.submit({"prompt": "a glass apple", "seed": 3}, "raced")
+        emulator.submit({"prompt": "a glass apple", "seed": 3 if order == "handed-out-then-signal" else 4}, "raced")
         code = worker.proc.wait(DRAIN_S + SLACK_S)
         exited = time.monotonic()
         handed_out = emulator.of("take", "raced")
@@ -160,13 +162,15 @@ def test_a_job_take_open_at_sigterm_loses_no_job(comfy: RunningComfy, tmp_path: 
         assert len(handed_out) == 1, f"{order}: the emulator kept the job: {worker.log()[-2000:]}"
         assert len(results) == 1, f"{order}: job handed out, {len(results)} results:\n{worker.log()[-3000:]}"
         assert_success_contract(results[0]["output"])
+        print(f"\n{order}: exited {exited - signalled[0]:.2f} s after the signal, code {code}")
         assert code == 0 and exited - signalled[0] <= DRAIN_S + SLACK_S
         assert emulator.violations == []
 
 
 def test_a_taken_job_starts_its_handler_at_once(comfy: RunningComfy, tmp_path: Path) -> None:
     """20 steady jobs: from the emulator answering the take with the job to the handler's "job accepted" line
-    (its timestamp, moved onto the monotonic clock)."""
+    (its timestamp, moved onto the monotonic clock). The same prompt and seed each time: ComfyUI answers from its
+    cache, so the jobs are quick and the delay measured is the loop's own."""
     offset = time.time() - time.monotonic()
     with Emulator(hold_s=5.0) as emulator, loop_worker(comfy, emulator, tmp_path, "steady") as worker:
         worker.wait_polling()
@@ -175,6 +179,7 @@ def test_a_taken_job_starts_its_handler_at_once(comfy: RunningComfy, tmp_path: P
         accepted = {job: parse_time(at) - offset for at, job in ACCEPTED.findall(worker.log())}
         delays = [accepted[f"steady-{n}"] - emulator.of("take", f"steady-{n}")[0].answered for n in range(20)]
     median_ms = statistics.median(delays) * 1000
+    print(f"\ntake to handler, 20 jobs: median {median_ms:.1f} ms, max {max(delays) * 1000:.1f} ms")
     assert median_ms <= 10.0, f"median {median_ms:.1f} ms: {sorted(round(d * 1000, 1) for d in delays)}"
 
 
