@@ -6,6 +6,7 @@ its handler. Each worker is started through ``production_env`` (fitness checks o
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import signal
 import statistics
@@ -83,12 +84,13 @@ def loop_worker(comfy: RunningComfy, emulator: Emulator, tmp_path: Path, name: s
             env=production_env(child_env(settings), emulator),
             stdout=out,
             stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         yield LoopWorker(proc, log_path, emulator)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    finally:  # the group: the SDK's heartbeat process outlives a killed worker
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(30)
 
 
