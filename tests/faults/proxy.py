@@ -45,6 +45,10 @@ class Proxy:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._closing.set()
+        # close() alone does not wake a thread blocked in accept(); shutdown() does (Linux), so the join below
+        # returns at once instead of timing out.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         self.cut()
         for thread in self._threads:
