@@ -7,20 +7,15 @@ quick, so these guard the wait rather than reproduce the race), and on the node 
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
-import websocket
-from websocket import ABNF
 
-from handler.comfyui.client import ComfyClient
 from handler.deadline import Deadline
 from handler.errors import JobCancelled, JobTimeout
 from handler.generate import Generator
@@ -28,35 +23,11 @@ from handler.request import Request
 from handler.settings import Settings
 from handler.workflow.graph import Workflow
 from tests.conftest import running_comfy
-from tests.faults.test_faults import leftovers, queue, wait_idle
+from tests.faults.watch import Watched, leftovers, queue, wait_idle
 from tests.helpers import RunningComfy, free_port
 
 pytestmark = pytest.mark.comfyui
 HOLD_S = 4.0  # ComfyUI frozen for longer than the cancel's own timeout (2 s)
-
-
-class StrikeAt(ComfyClient):
-    """The real client; each socket it opens calls ``strike`` when ComfyUI starts running ``node``."""
-
-    def __init__(self, url: str, node: str, strike: Callable[[], None]) -> None:
-        super().__init__(url)
-        self.node, self.strike, self.struck = node, strike, 0
-
-    def connect(self, client_id: str, deadline: Deadline) -> websocket.WebSocket:
-        ws = super().connect(client_id, deadline)
-        receive = ws.recv_data
-
-        def recv_data(control_frame: bool = False) -> tuple[int, Any]:
-            opcode, frame = receive(control_frame=control_frame)
-            if opcode == ABNF.OPCODE_TEXT:
-                message = json.loads(frame)
-                if message.get("type") == "executing" and (message.get("data") or {}).get("node") == self.node:
-                    self.struck += 1
-                    self.strike()
-            return opcode, frame
-
-        ws.recv_data = recv_data  # type: ignore[method-assign]  # a spy on the real socket
-        return ws
 
 
 def save_node(settings: Settings) -> str:
@@ -88,7 +59,7 @@ def test_a_job_stopped_while_its_image_is_saved_leaves_no_file(comfy: RunningCom
         else:
             deadline.at = time.monotonic()
 
-    client = StrikeAt(comfy.settings.comfyui_url, save_node(comfy.settings), strike)
+    client = Watched(comfy.settings.comfyui_url, comfy.settings, node=save_node(comfy.settings), strike=strike)
     # 512 px: a save long enough (tens of ms) that a sweep right after the interrupt would come too early.
     generator = Generator(comfy.settings.replace(test_size=512), client=client)
     with pytest.raises(JobCancelled if way == "cancel" else JobTimeout):
@@ -125,7 +96,7 @@ def test_a_save_after_a_frozen_comfyui_resumes_is_swept_by_the_next_job(
         cancel.set()
 
     settings = own_comfy.settings
-    client = StrikeAt(settings.comfyui_url, node_before_save(settings), strike)
+    client = Watched(settings.comfyui_url, settings, node=node_before_save(settings), strike=strike)
     generator = Generator(settings, client=client)
     started = time.monotonic()
     with pytest.raises(JobCancelled):
