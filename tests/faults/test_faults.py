@@ -36,6 +36,7 @@ from tests.conftest import running_comfy
 from tests.faults.proxy import Proxy
 from tests.faults.watch import (
     LOAD_SLACK_S,
+    PROMPT_START,
     STOP_TAIL_S,
     TOLD_WITHIN_S,
     Job,
@@ -68,7 +69,7 @@ def test_sigkill_mid_sampling_fails_fast_and_asks_for_a_new_worker(
 ) -> None:
     client = Watched.of(own_comfy.settings)
     job = Job(Generator(own_comfy.settings, client=client), {"prompt": "a lamp", "seed": 1}).start()
-    client.wait_sampling(job_bound(own_comfy.settings))
+    client.wait_reached(job_bound(own_comfy.settings))
     assert own_comfy.process.proc is not None
     killed = time.monotonic()
     os.killpg(own_comfy.process.proc.pid, signal.SIGKILL)
@@ -86,9 +87,10 @@ def test_sigstop_times_out_at_the_deadline_then_recovers(
 ) -> None:
     deadline_s = 15.0
     settings = own_comfy.settings.replace(job_timeout_s=deadline_s)
-    client = Watched.of(settings)
+    # Frozen once the prompt runs: under load the sampler may start only after a deadline this short.
+    client = Watched.of(settings, PROMPT_START)
     job = Job(Generator(settings, client=client), {"prompt": "a kettle", "seed": 2}).start()
-    stuck = client.wait_sampling(deadline_s + LOAD_SLACK_S)
+    stuck = client.wait_reached(deadline_s + LOAD_SLACK_S)
     assert own_comfy.process.proc is not None
     os.killpg(own_comfy.process.proc.pid, signal.SIGSTOP)
     frozen = time.monotonic() - job.started
@@ -100,7 +102,7 @@ def test_sigstop_times_out_at_the_deadline_then_recovers(
     record_property("frozen_after_s", round(frozen, 2))
     record_property("failed_after_s", round(took, 2))
     # The job's clock starts after job.started: a freeze before deadline_s by this clock came before the deadline.
-    assert frozen < deadline_s, f"the sampler started {frozen:.1f} s in: past the deadline, nothing froze mid-job"
+    assert frozen < deadline_s, f"the prompt started {frozen:.1f} s in: past the deadline, nothing froze mid-job"
     assert_error(result, "timeout", None)
     assert result["error"].startswith("timeout: deadline of 15 s passed"), result
     assert result.get("stopPod") is None, "a hung ComfyUI is not a dead one"
@@ -132,7 +134,7 @@ def test_websocket_cut_while_the_job_finishes_still_succeeds(
     proxy, generator, client = proxied
     caplog.set_level(logging.INFO, logger="handler")
     job = Job(generator, {"prompt": "a vase", "seed": 4}).start()
-    prompt_id = client.wait_sampling(job_bound(generator.settings))
+    prompt_id = client.wait_reached(job_bound(generator.settings))
     proxy.refuse = True
     proxy.cut()
     # The job finishes while the handler cannot reach ComfyUI at all: it completes, and a reconnect after that
@@ -163,7 +165,7 @@ def test_stalled_websocket_is_detected_and_replaced(
     proxy, generator, client = proxied
     caplog.set_level(logging.INFO, logger="handler")
     job = Job(generator, {"prompt": "a bell", "seed": 5}).start()
-    client.wait_sampling(job_bound(generator.settings))
+    client.wait_reached(job_bound(generator.settings))
     proxy.stall()  # the open websocket freezes; new connections flow
     result = job.wait()
     assert result["output"]["status"] == "success", result
@@ -179,9 +181,10 @@ def test_a_replacement_websocket_is_closed_when_the_job_fails_after_it(
     proxy, generator, client = proxied
     caplog.set_level(logging.INFO, logger="handler")
     deadline_s = 8.0
+    client.node = PROMPT_START  # cut once the prompt runs: under load the sampler may start after the deadline
     slow = Generator(generator.settings.replace(test_steps=LONG_STEPS, job_timeout_s=deadline_s), client=client)
     job = Job(slow, {"prompt": "a kettle", "seed": 6}).start()
-    client.wait_sampling(deadline_s + LOAD_SLACK_S)
+    client.wait_reached(deadline_s + LOAD_SLACK_S)
     proxy.cut()  # the job's websocket goes; a new one is opened through the proxy
     result = job.wait()
     assert_error(result, "timeout", None)
@@ -203,7 +206,7 @@ def test_runpod_stop_signal_interrupts_the_prompt_then_the_next_job_succeeds(
     async def scenario() -> tuple[float, str]:
         task = asyncio.create_task(run_job(scaler.config["handler"], job))
         scaler.jobs_tasks[job["id"]] = task
-        prompt_id = await asyncio.to_thread(client.wait_sampling, job_bound(settings))
+        prompt_id = await asyncio.to_thread(client.wait_reached, job_bound(settings))
         stopped_at = time.time()
         assert await scaler.stop_job(job["id"])  # what RunPod's stop channel does
         with pytest.raises(asyncio.CancelledError):
@@ -299,7 +302,7 @@ def test_an_alpha_api_client_that_goes_away_stops_its_prompt(
             b"POST /alpha/v1/txt2img HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
         )
-        prompt_id = client.wait_sampling(job_bound(settings))
+        prompt_id = client.wait_reached(job_bound(settings))
         gone = time.time()
         sock.close()
         idle = wait_idle(comfy.client, TICK_S + STOP_TAIL_S + LOAD_SLACK_S)

@@ -76,10 +76,14 @@ def leftovers(settings: Settings) -> list[str]:
     return sorted(p.name for p in settings.effective_output_dir.glob("alpha_*"))
 
 
+# Watched(node=PROMPT_START): the prompt has begun to run, whatever its first node (the `execution_start` event).
+PROMPT_START = "execution_start"
+
+
 class Watched(ComfyClient):
     """The real client, which also tells when ComfyUI starts running ``node`` (by default the sampler: sampling
-    has begun): its ``executing`` event, read from each socket the client opens (ComfyUI sends a prompt's events
-    only to the client that queued it). ``strike`` is called then, in the job's own thread."""
+    has begun; PROMPT_START: the prompt's start): its event, read from each socket the client opens (ComfyUI sends a
+    prompt's events only to the client that queued it). ``strike`` is called then, in the job's own thread."""
 
     def __init__(
         self,
@@ -98,8 +102,8 @@ class Watched(ComfyClient):
         self.prompt_id = ""
 
     @classmethod
-    def of(cls, settings: Settings) -> Watched:
-        return cls(settings.comfyui_url, settings)
+    def of(cls, settings: Settings, node: str | None = None) -> Watched:
+        return cls(settings.comfyui_url, settings, node=node)
 
     def connect(self, client_id: str, deadline: Deadline) -> websocket.WebSocket:
         ws = super().connect(client_id, deadline)
@@ -110,7 +114,8 @@ class Watched(ComfyClient):
             if opcode == ABNF.OPCODE_TEXT:
                 message = json.loads(frame)
                 data = message.get("data") or {}
-                if message.get("type") == "executing" and data.get("node") == self.node:
+                kind = message.get("type")
+                if (kind == "executing" and data.get("node") == self.node) or kind == self.node == PROMPT_START:
                     self.prompt_id, self.struck = str(data.get("prompt_id")), self.struck + 1
                     self.strike()
                     self.reached.set()
@@ -119,7 +124,7 @@ class Watched(ComfyClient):
         ws.recv_data = recv_data  # type: ignore[method-assign]  # a spy on the real socket
         return ws
 
-    def wait_sampling(self, seconds: float) -> str:
+    def wait_reached(self, seconds: float) -> str:
         """The prompt id once ComfyUI runs the node. ``seconds`` is the job's deadline (plus slack): a job whose
         prompt has not reached the node by then has failed anyway."""
         assert self.reached.wait(seconds), f"ComfyUI did not reach node {self.node} within {seconds:.1f} s"
