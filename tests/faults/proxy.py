@@ -10,9 +10,13 @@ import socket
 import threading
 from types import TracebackType
 
+from tests.faults.watch import LOAD_SLACK_S, wait_for
 from tests.helpers import free_port
 
 BUFFER = 65536
+# How often a pump looks up from its sockets (at the stall flag, at closing): a connection closed at either end
+# leaves open_connections() within one tick.
+PUMP_TICK_S = 0.1
 
 
 class Proxy:
@@ -45,6 +49,10 @@ class Proxy:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self._closing.set()
+        # close() alone does not wake a thread blocked in accept(); shutdown() does (Linux), so the join below
+        # returns at once instead of timing out.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         self.cut()
         for thread in self._threads:
@@ -53,6 +61,11 @@ class Proxy:
     def open_connections(self) -> int:
         with self._lock:
             return len(self._pairs)
+
+    def wait_open_at_most(self, count: int) -> None:
+        """Until at most ``count`` connections are open: a close at either end shows within a pump tick."""
+        seconds = PUMP_TICK_S + LOAD_SLACK_S
+        wait_for(lambda: self.open_connections() <= count, seconds, f"at most {count} connections open")
 
     def cut(self) -> None:
         with self._lock:
@@ -99,9 +112,9 @@ class Proxy:
             while not self._closing.is_set():
                 if stalled.is_set():
                     # Hold everything, unread: a frozen peer, as far as either side can tell.
-                    self._closing.wait(0.1)
+                    self._closing.wait(PUMP_TICK_S)
                     continue
-                readable, _, _ = select.select(list(peers), [], [], 0.1)
+                readable, _, _ = select.select(list(peers), [], [], PUMP_TICK_S)
                 for sock in readable:
                     data = sock.recv(BUFFER)
                     if not data:
