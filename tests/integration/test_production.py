@@ -180,10 +180,7 @@ def test_steady_jobs_then_sigterm_mid_job(production: StartWorker) -> None:
         signalled = time.monotonic()
         worker.proc.send_signal(signal.SIGTERM)
         took = assert_exits(worker, 128 + signal.SIGTERM, 60)
-        print(
-            f"\n{timeline(emulator, t0)}\n"
-            f"SIGTERM at +{signalled - t0:.2f} s; exited {took:.2f} s later"
-        )
+        print(f"\n{timeline(emulator, t0)}\nSIGTERM at +{signalled - t0:.2f} s; exited {took:.2f} s later")
     for job_id in [*jobs, last]:
         body = emulator.results(job_id)[0]
         if job_id == "steady-10":
