@@ -3,9 +3,9 @@
 1. **Log storm.** A failed job-take is retried at once and logged at ERROR, thousands of times a second. Here
    takes back off (``handler.doors.runpod.backoff``) and an outage is logged in a few lines.
 2. **A job lost at SIGTERM.** The SDK's run loop ends at the signal once it holds no job, while a job-take may
-   still be open: a job that take returns is taken from RunPod and never run. Here the open take may finish
-   within ``ALPHA_DRAIN_TIMEOUT_S`` (it is closed, unanswered, past that), the drain counts it as held, and the
-   run loop runs and posts whatever it returns.
+   still be open: a job that take returns is taken from RunPod and never run. Here the drain counts an open take
+   as a job held, the take gets ``TAKE_GRACE_S`` to bring a job already on its way (which is then run and posted
+   like any other), and is then closed unanswered, so an idle worker still exits at once.
 3. **An idle wait.** The run loop sleeps 0.1 s while it has no job, so a taken job waited 0-100 ms for its
    handler. Here it waits on the job queue itself.
 
@@ -38,6 +38,9 @@ from handler.settings import Settings
 log = logging.getLogger(__name__)
 
 SDK_VERSION = "1.12.0"  # the release whose JobScaler, get_job and run_worker this module was written against
+# After SIGTERM, how long an open job-take may still bring a job: one already on its way arrives within it; past
+# it the take is closed, so RunPod hands no job to a worker that is leaving.
+TAKE_GRACE_S = 1.0
 
 Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 Jobs = list[dict[str, Any]] | None
@@ -64,7 +67,7 @@ def check_sdk(installed: str, settings: Settings) -> None:
 class AlphaJobScaler(rp_scale.JobScaler):  # type: ignore[misc]  # the SDK ships no type hints
     def __init__(self, config: dict[str, Any], settings: Settings) -> None:
         super().__init__(config)
-        self.take_grace_s = settings.drain_timeout_s  # an open take's time after SIGTERM
+        self.take_grace_s = min(TAKE_GRACE_S, settings.drain_timeout_s)
         self.take_outage = Outage("job-take", settings.job_take_backoff_max_s)
         self.stop_outage = Outage("job-stop poll", settings.job_take_backoff_max_s)
         self.sdk_take: Callable[[ClientSession, int], Awaitable[Jobs]] = rp_job.get_job
@@ -137,7 +140,7 @@ class AlphaJobScaler(rp_scale.JobScaler):  # type: ignore[misc]  # the SDK ships
 
     async def _take_within_grace(self, session: ClientSession, wanted: int) -> Jobs:
         """The take; at SIGTERM it may run on for ``take_grace_s`` (a job it returns is run and drained like any
-        other), and past that it is closed, so it hands out no job."""
+        other), and past that it is closed unanswered."""
         request = asyncio.ensure_future(self.sdk_take(session, wanted))
         stopping = asyncio.ensure_future(self._stopping.wait())
         try:
