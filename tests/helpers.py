@@ -176,8 +176,19 @@ class RunningComfy:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def history(self, settle_s: float = 30.0) -> dict[str, Any]:
+        """ComfyUI's history once its queue is empty. A job returns at the prompt's ``execution_success`` event,
+        which ComfyUI sends a moment before it writes the prompt into its history (``PromptQueue.task_done``,
+        which also takes it off the queue): read at once, the last prompt may be missing."""
+        deadline = time.monotonic() + settle_s
+        while (queue := self.client._json("GET", "/queue"))["queue_running"] or queue["queue_pending"]:
+            assert time.monotonic() < deadline, f"ComfyUI's queue not empty after {settle_s:.0f} s: {queue}"
+            time.sleep(0.02)
+        history: dict[str, Any] = self.client._json("GET", "/history")
+        return history
+
     def history_size(self) -> int:
-        return len(self.client._json("GET", "/history"))
+        return len(self.history())
 
 
 class ServerThread:

@@ -174,7 +174,7 @@ def test_bucket_delivery_without_a_bucket_is_refused_before_anything_runs(
 
 def seeds_run(comfy: RunningComfy, since: int) -> list[int]:
     """The sampler seeds of the prompts ComfyUI ran after the first ``since``, in order."""
-    history = comfy.client._json("GET", "/history")
+    history = comfy.history()
     graphs = [entry["prompt"][2] for entry in list(history.values())[since:]]
     return [next(n["inputs"]["seed"] for n in graph.values() if n["class_type"] == "KSampler") for graph in graphs]
 
