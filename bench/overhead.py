@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -46,10 +45,9 @@ from bench.harness import (
 from handler import logs
 from handler.doors.runpod.worker import handle_job
 from handler.generate import Generator
-from handler.paths import REPO
 from handler.settings import Settings
-from tests.helpers import child_env, runpod_api
-from tests.runpod_emulator import Emulator, production_env
+from tests.helpers import runpod_api
+from tests.runpod_emulator import Emulator, spawn_worker
 
 MODES = ("production", "runsync", "handler", "direct")
 STALL_S = 0.1
@@ -76,13 +74,7 @@ def from_output(output: dict[str, Any], wall_s: float) -> Job:
 def production_worker(settings: Settings, log_path: Path) -> Iterator[Emulator]:
     """``python -m handler`` in production mode against the emulator, in front of an already running ComfyUI."""
     with Emulator(hold_s=5.0) as emulator, log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "handler"],
-            cwd=REPO,
-            env=production_env(child_env(settings), emulator),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        proc = spawn_worker(settings, emulator, log)
         try:
             deadline = time.monotonic() + 120
             while not emulator.of("take"):

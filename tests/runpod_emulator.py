@@ -26,16 +26,20 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from tests.helpers import ServerThread, free_port
+from handler.paths import REPO
+from handler.settings import Settings
+from tests.helpers import ServerThread, child_env, free_port
 
 ENDPOINT = "emulated-endpoint"
 POD_ID = "emulated-pod"
@@ -61,6 +65,19 @@ def production_env(base: dict[str, str], emulator: Emulator) -> dict[str, str]:
     urls = {key: value for key, value in env.items() if "://" in value}
     assert urls and all(loopback(url) for url in urls.values()), f"a URL beyond loopback: {urls}"
     return env
+
+
+def spawn_worker(settings: Settings, emulator: Emulator, out: IO[bytes]) -> subprocess.Popen[bytes]:
+    """``python -m handler`` (the SDK's production loop, as adapted) against ``emulator``, in front of an already
+    running ComfyUI; its own process group, so its owner can stop the SDK's heartbeat process with it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "handler"],
+        cwd=REPO,
+        env=production_env(child_env(settings), emulator),
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 @dataclass

@@ -11,7 +11,6 @@ import re
 import signal
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,10 +21,9 @@ from typing import Any
 import pytest
 
 from handler.doors.runpod.jobloop import TAKE_GRACE_S
-from handler.paths import REPO
 from handler.supervisor import DRAIN_SIGNAL
-from tests.helpers import RunningComfy, assert_success_contract, child_env
-from tests.runpod_emulator import Emulator, production_env
+from tests.helpers import RunningComfy, assert_success_contract
+from tests.runpod_emulator import Emulator, spawn_worker
 
 pytestmark = pytest.mark.comfyui
 SIZE = 64
@@ -81,14 +79,7 @@ def loop_worker(comfy: RunningComfy, emulator: Emulator, tmp_path: Path, name: s
     )
     log_path = tmp_path / f"{name}.log"
     with log_path.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "handler"],
-            cwd=REPO,
-            env=production_env(child_env(settings), emulator),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        proc = spawn_worker(settings, emulator, out)
     try:
         yield LoopWorker(proc, log_path, emulator)
     finally:  # the group: the SDK's heartbeat process outlives a killed worker
